@@ -1,0 +1,34 @@
+# boxer: `make demo` runs the main job on the bundled data (CPU); `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.boxer-installed
+DATA   ?= data/fashion-scenes
+RUN    ?= runs/demo
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(STAMP)
+	@bash scripts/ensure_fashion_mnist.sh
+
+# Re-installs only when pyproject.toml changes (idempotent).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	@bash scripts/demo.sh "$(DATA)" "$(RUN)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check boxer tests benchmarks
+	$(BIN)/ruff format --check boxer tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
