@@ -1,25 +1,24 @@
-"""Functional ops. `box_attention` is the public entry point (see its docstring for the contract)."""
+"""Functional ops: `box_attention` and `instance_attention` (contracts in their docstrings, docs/ops.md)."""
 
 from __future__ import annotations
 
-from torch import Tensor
+from boxer.ops.dispatch import BACKENDS, ENV_VAR
+from boxer.ops.functional import box_attention, instance_attention
+from boxer.ops.geometry import grid_offsets, sampling_locations
+from boxer.ops.reference import core_reference
 
-from boxer.ops.reference import box_attention_reference
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "box_attention",
+    "box_attention_reference",
+    "core_reference",
+    "grid_offsets",
+    "instance_attention",
+    "sampling_locations",
+]
 
 
-def box_attention(
-    value: Tensor, spatial_shapes: Tensor, boxes: Tensor, weights: Tensor, *, angles: Tensor | None = None
-) -> Tensor:
-    """Multi-scale box-attention.
-
-    Args:
-        value: Tensor[B, S, H, D], levels flattened level-major then row-major, S = sum H_l*W_l.
-        spatial_shapes: LongTensor[L, 2] of (H_l, W_l).
-        boxes: Tensor[B, Q, H, L, 4], (cx, cy, w, h) normalised to [0, 1] of each level's map.
-        weights: Tensor[B, Q, H, L, m, m], rows = y, columns = x.
-        angles: optional Tensor[B, Q, H, L], radians; rotates the grid about the box centre.
-
-    Returns:
-        Tensor[B, Q, H*D].
-    """
-    return box_attention_reference(value, spatial_shapes, boxes, weights, angles=angles)
+def box_attention_reference(value, spatial_shapes, boxes, weights, *, angles=None):
+    """`box_attention` forced onto the per-level grid_sample reference backend."""
+    return box_attention(value, spatial_shapes, boxes, weights, angles=angles, backend="reference")
