@@ -1,0 +1,60 @@
+"""Post-processing of BoxeR-2D (spec 4.7): top-k over queries x classes, boxes to original pixels.
+
+No NMS. One query may appear with several classes. Boxes are cxcywh normalised to the transformed,
+unpadded image; since the evaluation transform only resizes, xyxy in original pixels is the
+normalised xyxy times (w0, h0, w0, h0) with (h0, w0) = `target["orig_size"]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_convert
+
+
+def select_topk(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Top-k (query, class) pairs by sigmoid score.
+
+    Args:
+        logits: Tensor[B, Q, C].
+        k: pairs kept per image (at most Q * C).
+
+    Returns:
+        scores Tensor[B, K], query indices LongTensor[B, K], labels LongTensor[B, K], best first.
+    """
+    B, Q, C = logits.shape
+    scores, flat = torch.topk(logits.sigmoid().reshape(B, Q * C), min(k, Q * C), dim=1)
+    return scores, flat // C, flat % C
+
+
+def boxes_to_original(boxes: Tensor, orig_size: Tensor) -> Tensor:
+    """boxes: Tensor[K, 4] cxcywh normalised; orig_size (h0, w0) -> Tensor[K, 4] xyxy original pixels."""
+    h0, w0 = (float(v) for v in orig_size)
+    scale = torch.tensor([w0, h0, w0, h0], dtype=boxes.dtype, device=boxes.device)
+    return box_convert(boxes, "cxcywh", "xyxy") * scale
+
+
+def postprocess(logits: Tensor, boxes: Tensor, targets: list[dict], *, num_select: int = 100) -> list[dict]:
+    """Detections per image in original image pixels.
+
+    Args:
+        logits: Tensor[B, Q, C] class logits.
+        boxes: Tensor[B, Q, 4] cxcywh normalised to the transformed, unpadded image.
+        targets: per image, `orig_size` (h0, w0) of the file on disk.
+        num_select: detections kept per image.
+
+    Returns:
+        per image `boxes: Tensor[K, 4]` xyxy (original pixels), `scores: Tensor[K]`, `labels: Tensor[K]`
+        and `queries: Tensor[K]` (the query each detection came from).
+    """
+    scores, queries, labels = select_topk(logits.float(), num_select)
+    picked = boxes.float().gather(1, queries[..., None].expand(-1, -1, 4))  # B, K, 4
+    return [
+        {
+            "boxes": boxes_to_original(picked[b], t["orig_size"]),
+            "scores": scores[b],
+            "labels": labels[b],
+            "queries": queries[b],
+        }
+        for b, t in enumerate(targets)
+    ]

@@ -1,0 +1,136 @@
+"""The BoxeR-2D transformer (spec 4.2-4.5): box positional embedding, box-attention encoder, two-stage
+proposals and the decoder, on the projected multi-level maps of the neck.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from boxer.models.boxer2d.decoder import BoxDecoder, LayerState
+from boxer.models.boxer2d.encoder import BoxEncoder
+from boxer.models.boxer2d.neck import encoder_windows, flatten_levels, valid_ratios
+from boxer.models.boxer2d.position import box_position_embedding
+from boxer.models.boxer2d.proposals import ProposalGenerator, Proposals
+
+
+class Memory(NamedTuple):
+    """The encoder output and what attending to it needs."""
+
+    value: Tensor  # B, S, d
+    spatial_shapes: Tensor  # L, 2
+    valid_ratios: Tensor  # B, L, 2
+    padding_mask: Tensor | None  # B, S
+
+
+class TransformerOutput(NamedTuple):
+    states: list[LayerState]  # per decoder layer, Tensor[B, K, d] each
+    proposals: Proposals
+    memory: Memory
+
+
+class BoxTransformer(nn.Module):
+    """Encoder + two-stage proposals + decoder.
+
+    Args:
+        dim: model width d.
+        num_heads: attention heads.
+        num_levels: feature levels.
+        enc_layers: encoder layers.
+        dec_layers: decoder layers.
+        ffn_dim: FFN hidden width.
+        grid_size: box-attention grid side m.
+        ref_size: encoder window side in cells of the token's level.
+        with_masks: instance-attention in the decoder.
+        mask_grid: instance-attention grid side.
+        residual_mode: mask-feature residual, "v1" or "v2".
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        *,
+        num_heads: int = 8,
+        num_levels: int = 4,
+        enc_layers: int = 6,
+        dec_layers: int = 6,
+        ffn_dim: int = 1024,
+        grid_size: int = 2,
+        ref_size: float = 4.0,
+        with_masks: bool = False,
+        mask_grid: int = 14,
+        residual_mode: str = "v1",
+    ) -> None:
+        super().__init__()
+        if enc_layers < 1 or dec_layers < 1:
+            raise ValueError(
+                f"need at least one encoder and decoder layer, got {enc_layers} and {dec_layers}"
+            )
+        self.dim, self.num_levels, self.ref_size = dim, num_levels, ref_size
+        self.with_masks, self.mask_grid = with_masks, mask_grid
+        common = {"num_heads": num_heads, "num_levels": num_levels, "ffn_dim": ffn_dim}
+        self.encoder = BoxEncoder(dim, num_layers=enc_layers, grid_size=grid_size, **common)
+        self.proposals = ProposalGenerator(dim)
+        self.decoder = BoxDecoder(
+            dim,
+            num_layers=dec_layers,
+            grid_size=grid_size,
+            with_masks=with_masks,
+            mask_grid=mask_grid,
+            residual_mode=residual_mode,
+            **common,
+        )
+
+    def forward(
+        self, srcs: list[Tensor], masks: list[Tensor] | None, *, num_queries: int, dense: bool
+    ) -> TransformerOutput:
+        """Runs the encoder and decoder.
+
+        Args:
+            srcs: per level Tensor[B, d, H_l, W_l] (the neck's output).
+            masks: per level Tensor[B, H_l, W_l] bool (True = padding), or None.
+            num_queries: proposals kept.
+            dense: also return the dense encoder outputs (for the encoder loss).
+        """
+        B = srcs[0].shape[0]
+        src, padding_mask, shapes = flatten_levels(srcs, masks)  # B, S, d
+        ratios = valid_ratios(masks, B, len(srcs), src.device).to(src.dtype)  # B, L, 2
+        windows = encoder_windows(shapes, ratios, ref_size=self.ref_size)  # B, S, 4
+        pos = box_position_embedding(windows, self.dim)  # B, S, d
+        memory = self.encoder(src, pos, shapes, windows, ratios, padding_mask)
+        props = self.proposals(memory, windows, padding_mask, num_queries=num_queries, dense=dense)
+        mem = Memory(memory, shapes, ratios, padding_mask)
+        states = self.decoder(props.tgt, props.pos, memory, shapes, props.windows, ratios, padding_mask)
+        return TransformerOutput(states, props, mem)
+
+    def mask_features(self, out: TransformerOutput, layer: int, index: Tensor) -> Tensor:
+        """Mask features of layer `layer` for queries `index: LongTensor[B, K]` (per image). Returns
+        Tensor[B, K, m_I, m_I, d]."""
+
+        def take(x: Tensor) -> Tensor:
+            return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+        state = LayerState(*(take(s) for s in out.states[layer]))
+        mem = out.memory
+        return self.decoder.layers[layer].mask_features(
+            state,
+            take(out.proposals.pos),
+            mem.value,
+            mem.spatial_shapes,
+            take(out.proposals.windows),
+            mem.valid_ratios,
+            mem.padding_mask,
+        )
+
+
+def pad_indices(indices: list[Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-image query indices -> (LongTensor[B, Kmax] padded with 0, BoolTensor[B, Kmax] real)."""
+    kmax = max((len(i) for i in indices), default=0)
+    index = torch.zeros(len(indices), kmax, dtype=torch.long, device=device)
+    real = torch.zeros(len(indices), kmax, dtype=torch.bool, device=device)
+    for b, idx in enumerate(indices):
+        index[b, : len(idx)] = idx.to(device)
+        real[b, : len(idx)] = True
+    return index, real

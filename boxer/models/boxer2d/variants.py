@@ -1,0 +1,139 @@
+"""Registered BoxeR-2D variants (`boxer.create_model(name, **overrides)`).
+
+| name | backbone | enc+dec | d | FFN | queries | masks |
+|---|---|---|---|---|---|---|
+| `boxer2d` | resnet50 (any via `backbone=`) | 6+6 | 256 | 1024 | 300 | off |
+| `boxer2d_r50`, `boxer2d_r101` | torchvision ResNet-50/101, frozen BN | 6+6 | 256 | 1024 | 300 | off |
+| `boxer2d_r50_mask`, `boxer2d_r101_mask` | same | 6+6 | 256 | 1024 | 300 | residual v1 |
+| `boxer2d_r18_lite` | ResNet-18, frozen BN | 3+3 | 128 | 512 | 100 | off |
+| `boxer2d_r18_lite_mask` | same | 3+3 | 128 | 512 | 100 | residual v2 |
+
+The lite variants are the CPU models of the demo: fewer layers, a narrower transformer (8 heads of
+16 channels) and 100 queries. Every keyword of `_create_boxer2d` can be overridden, e.g.
+`create_model("boxer2d_r50", num_classes=10, backbone="timm:resnet18", dec_layers=3)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boxer.models import register_model
+from boxer.models.backbones import create_backbone
+from boxer.models.boxer2d.model import BoxeR2D
+from boxer.models.boxer2d.transformer import BoxTransformer
+
+PAPER = {"dim": 256, "enc_layers": 6, "dec_layers": 6, "ffn_dim": 1024, "num_queries": 300}
+LITE = {
+    "backbone": "resnet18",
+    "dim": 128,
+    "enc_layers": 3,
+    "dec_layers": 3,
+    "ffn_dim": 512,
+    "num_queries": 100,
+}
+
+
+def _create_boxer2d(
+    *,
+    backbone: str = "resnet50",
+    pretrained_backbone: bool | str = False,
+    backbone_kwargs: dict[str, Any] | None = None,
+    num_classes: int = 80,
+    num_queries: int = 300,
+    dim: int = 256,
+    num_heads: int = 8,
+    num_levels: int = 4,
+    enc_layers: int = 6,
+    dec_layers: int = 6,
+    ffn_dim: int = 1024,
+    grid_size: int = 2,
+    with_masks: bool = False,
+    mask_grid: int = 14,
+    residual_mode: str = "v1",
+    aux_loss: bool = True,
+    num_select: int = 100,
+) -> BoxeR2D:
+    """Builds a BoxeR-2D from keywords only.
+
+    Args:
+        backbone: a registered backbone name (`boxer.models.backbones.list_backbones()`) or `timm:<name>`.
+        pretrained_backbone: False, True (the backbone's ImageNet weights), or a path to a state dict.
+        backbone_kwargs: further backbone keywords (e.g. `out_indices`, `frozen_bn`).
+        num_classes: object classes.
+        num_queries: decoder queries (two-stage proposals).
+        dim: transformer width.
+        num_heads: attention heads.
+        num_levels: feature levels (backbone levels + stride-2 extra levels).
+        enc_layers: encoder layers.
+        dec_layers: decoder layers.
+        ffn_dim: FFN hidden width.
+        grid_size: box-attention grid side.
+        with_masks: instance segmentation (instance-attention decoder and mask head).
+        mask_grid: instance-attention grid side (masks are 2x this).
+        residual_mode: mask-feature residual "v1" (FFN per cell) or "v2" (low memory).
+        aux_loss: losses on every decoder layer and the encoder output.
+        num_select: detections per image at inference.
+    """
+    net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
+    transformer = BoxTransformer(
+        dim,
+        num_heads=num_heads,
+        num_levels=num_levels,
+        enc_layers=enc_layers,
+        dec_layers=dec_layers,
+        ffn_dim=ffn_dim,
+        grid_size=grid_size,
+        with_masks=with_masks,
+        mask_grid=mask_grid,
+        residual_mode=residual_mode,
+    )
+    return BoxeR2D(
+        net,
+        transformer,
+        num_classes=num_classes,
+        num_queries=num_queries,
+        aux_loss=aux_loss,
+        num_select=num_select,
+    )
+
+
+@register_model
+def boxer2d(**overrides: Any) -> BoxeR2D:
+    """BoxeR-2D with paper defaults on any backbone (`backbone=`, default resnet50)."""
+    return _create_boxer2d(**{**PAPER, **overrides})
+
+
+@register_model
+def boxer2d_r50(**overrides: Any) -> BoxeR2D:
+    """BoxeR-2D R50: the paper's detector (6+6 layers, d 256, 300 queries)."""
+    return _create_boxer2d(**{**PAPER, "backbone": "resnet50", **overrides})
+
+
+@register_model
+def boxer2d_r101(**overrides: Any) -> BoxeR2D:
+    """BoxeR-2D R101: the paper's detector on ResNet-101."""
+    return _create_boxer2d(**{**PAPER, "backbone": "resnet101", **overrides})
+
+
+@register_model
+def boxer2d_r18_lite(**overrides: Any) -> BoxeR2D:
+    """CPU variant: ResNet-18, 3+3 layers, d 128, FFN 512, 100 queries."""
+    return _create_boxer2d(**{**LITE, **overrides})
+
+
+@register_model
+def boxer2d_r50_mask(**overrides: Any) -> BoxeR2D:
+    """BoxeR-2D R50 with instance segmentation (residual v1, as the paper's R50 3x)."""
+    return _create_boxer2d(**{**PAPER, "backbone": "resnet50", "with_masks": True, **overrides})
+
+
+@register_model
+def boxer2d_r101_mask(**overrides: Any) -> BoxeR2D:
+    """BoxeR-2D R101 with instance segmentation (residual v1)."""
+    return _create_boxer2d(**{**PAPER, "backbone": "resnet101", "with_masks": True, **overrides})
+
+
+@register_model
+def boxer2d_r18_lite_mask(**overrides: Any) -> BoxeR2D:
+    """CPU variant with instance segmentation; residual v2 (low memory) by default."""
+    return _create_boxer2d(**{**LITE, "with_masks": True, "residual_mode": "v2", **overrides})
