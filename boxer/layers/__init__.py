@@ -6,3 +6,4 @@ from boxer.layers.box_attention import BoxAttention
 from boxer.layers.instance_attention import InstanceAttention
 
 __all__ = ["BoxAttention", "InstanceAttention"]
+from boxer.layers.mixers import create_mixer, list_mixers  # noqa: F401
