@@ -1,0 +1,118 @@
+"""Optimiser and LR schedule of the BoxeR-2D recipe (BOXER_SPEC.md §5.2).
+
+AdamW (betas 0.9/0.999, eps 1e-9, weight decay on every parameter, as in the official code) with
+three groups: backbone at `lr_backbone` (2e-5), BoxeR's window-offset Linears (`linear_box` in the
+name) at `lr * lr_linear_box_mult` (0.1x), the rest at `lr` (2e-4). A model may define
+`param_groups(lr, *, lr_backbone, lr_linear_box_mult)` (docs/CONTRACTS.md); otherwise the groups
+come from parameter names. The schedule is a linear warmup from `warmup_factor` over
+`warmup_iters` optimiser steps, then x`gamma` at each milestone, counted in epochs or iterations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from boxer.engine.config import TrainConfig
+
+
+def default_param_groups(
+    model: nn.Module, lr: float, *, lr_backbone: float, lr_linear_box_mult: float
+) -> list[dict[str, Any]]:
+    """Groups trainable parameters by name: `backbone.*`, `*linear_box*`, and the rest."""
+    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "linear_box": [], "rest": []}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if "linear_box" in name:
+            groups["linear_box"].append(param)
+        elif name.startswith("backbone.") or ".backbone." in name:
+            groups["backbone"].append(param)
+        else:
+            groups["rest"].append(param)
+    lrs = {"backbone": lr_backbone, "linear_box": lr * lr_linear_box_mult, "rest": lr}
+    return [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the model's parameter groups (its own `param_groups` when it defines one)."""
+    make = getattr(model, "param_groups", None)
+    kwargs = {"lr_backbone": cfg.lr_backbone, "lr_linear_box_mult": cfg.lr_linear_box_mult}
+    groups = make(cfg.lr, **kwargs) if callable(make) else default_param_groups(model, cfg.lr, **kwargs)
+    groups = [g for g in groups if len(list(g["params"])) > 0]
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+    )
+
+
+class WarmupStepSchedule:
+    """Linear warmup then step decay; `step()` once per optimiser step.
+
+    Args:
+        optimizer: its groups' current `lr` are taken as the base rates.
+        milestones: optimiser-step counts at which the rate is multiplied by `gamma`.
+        gamma: decay factor.
+        warmup_iters: length of the linear warmup in optimiser steps (0 = none).
+        warmup_factor: the rate multiplier at step 0 of the warmup.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        milestones: list[int],
+        gamma: float = 0.1,
+        warmup_iters: int = 0,
+        warmup_factor: float = 0.001,
+    ) -> None:
+        self.optimizer = optimizer
+        self.milestones = sorted(milestones)
+        self.gamma = gamma
+        self.warmup_iters = warmup_iters
+        self.warmup_factor = warmup_factor
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.last_iter = 0
+        self._apply()
+
+    def factor(self, it: int) -> float:
+        decay = self.gamma ** sum(1 for m in self.milestones if it >= m)
+        if it < self.warmup_iters:
+            alpha = it / self.warmup_iters
+            decay *= self.warmup_factor * (1 - alpha) + alpha
+        return decay
+
+    def _apply(self) -> None:
+        f = self.factor(self.last_iter)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * f
+
+    def step(self) -> None:
+        self.last_iter += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_iter": self.last_iter, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_iter = int(state["last_iter"])
+        self.base_lrs = [float(x) for x in state["base_lrs"]]
+        self._apply()
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, *, iters_per_epoch: int
+) -> WarmupStepSchedule:
+    """The schedule of `cfg`, with epoch milestones converted to optimiser steps."""
+    scale = iters_per_epoch if cfg.lr_step_unit == "epoch" else 1
+    return WarmupStepSchedule(
+        optimizer,
+        milestones=[s * scale for s in cfg.lr_steps],
+        gamma=cfg.lr_gamma,
+        warmup_iters=cfg.warmup_iters,
+        warmup_factor=cfg.warmup_factor,
+    )

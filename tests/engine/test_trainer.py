@@ -1,0 +1,111 @@
+"""The training loop: exact resume, gradient accumulation, non-finite losses, metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from fakes import TinyDetection, TinyDetector, collate
+
+from boxer.engine.checkpoint import load_checkpoint
+from boxer.engine.config import TrainConfig
+from boxer.engine.rng import seed_everything
+from boxer.engine.trainer import NonFiniteLoss, Trainer
+
+
+def make_trainer(tmp_path, *, n=10, model_kw=None, evaluate_fn=None, **overrides) -> Trainer:
+    values = dict(epochs=2, batch_size=2, workers=0, lr=1e-2, lr_backbone=1e-3, progress=False, clip_max_norm=0.1)
+    cfg = TrainConfig.from_dict({**values, **overrides}).validate()
+    seed_everything(cfg.seed)
+    model = TinyDetector(**(model_kw or {}))
+    ds = TinyDetection(n)
+    meta = {"cat_ids": ds.cat_ids, "class_names": ds.class_names, "num_classes": ds.num_classes}
+    return Trainer(cfg, model, ds, collate_fn=collate, run_dir=tmp_path, evaluate_fn=evaluate_fn, meta=meta)
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("stop_at, accum, workers", [(7, 1, 0), (2, 2, 2)])
+def test_resume_is_bit_identical(tmp_path, stop_at, accum, workers):
+    straight = make_trainer(tmp_path / "a", accum_steps=accum, lr_steps=[1], warmup_iters=2)
+    straight.fit()
+    interrupted = make_trainer(tmp_path / "b", accum_steps=accum, lr_steps=[1], warmup_iters=2)
+    interrupted.fit(stop_at_iteration=stop_at)
+    assert interrupted.state.iteration == stop_at
+    assert not torch.equal(interrupted.model.linear_box.weight, straight.model.linear_box.weight)
+    torch.manual_seed(1234)  # a fresh process: different global RNG until the checkpoint restores it
+    resumed = make_trainer(tmp_path / "c", accum_steps=accum, lr_steps=[1], warmup_iters=2, workers=workers)
+    resumed.resume(tmp_path / "b" / "last")
+    resumed.fit()
+    assert resumed.state.iteration == straight.state.iteration
+    assert_identical(weights(resumed), weights(straight))
+    opt_a, opt_c = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    for k in opt_a:
+        assert torch.equal(opt_a[k]["exp_avg_sq"], opt_c[k]["exp_avg_sq"])
+
+
+def test_accumulation_matches_larger_batch(tmp_path):
+    big = make_trainer(tmp_path / "a", batch_size=4, epochs=1, n=8, model_kw={"dropout": 0.0})
+    big.fit()
+    small = make_trainer(tmp_path / "b", batch_size=2, accum_steps=2, epochs=1, n=8, model_kw={"dropout": 0.0})
+    small.fit()
+    assert big.state.iteration == small.state.iteration == 2
+    for k, v in weights(big).items():
+        torch.testing.assert_close(weights(small)[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_param_groups_and_schedule_reach_the_optimizer(tmp_path):
+    t = make_trainer(tmp_path, lr=2e-4, lr_backbone=2e-5, warmup_iters=0)
+    lrs = {g["name"]: g["lr"] for g in t.optimizer.param_groups}
+    assert lrs == pytest.approx({"backbone": 2e-5, "linear_box": 2e-5, "rest": 2e-4})
+    assert all(g["eps"] == 1e-9 and g["weight_decay"] == 1e-4 for g in t.optimizer.param_groups)
+
+
+def test_run_directory_is_self_describing(tmp_path):
+    calls = []
+
+    def evaluate(model):
+        calls.append(1)
+        return {"bbox/AP": 0.1 * len(calls), "bbox/AP50": 0.2}
+
+    t = make_trainer(tmp_path, epochs=2, evaluate_fn=evaluate)
+    t.fit()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert {"train/loss", "train/loss_ce", "lr", "bbox/AP"} <= lines[0].keys()
+    assert list((tmp_path / "tb").iterdir()), "no TensorBoard events"
+    last, best = load_checkpoint(tmp_path / "last"), load_checkpoint(tmp_path / "best")
+    assert last.config["cat_ids"] == [1, 2, 3] and last.config["epoch"] == 2
+    assert best.state["best"] == pytest.approx(0.2)
+    assert last.state["iteration"] == 10 and last.state["epoch"] == 2 and last.state["batch"] == 0
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    t = make_trainer(tmp_path, epochs=3, model_kw={"nan_at_call": 7})
+    with pytest.raises(NonFiniteLoss) as err:
+        t.fit()
+    message = str(err.value)
+    assert "loss_bbox=nan" in message and "image ids [" in message and "left untouched" in message
+    assert "\n" not in message
+    kept = load_checkpoint(tmp_path / "last")
+    assert kept.state["iteration"] == 5  # end of epoch 1; the failing step never ran
+    assert all(torch.isfinite(v).all() for v in kept.weights.values())
+
+
+def test_resume_refuses_a_weights_only_checkpoint(tmp_path):
+    from boxer.errors import BoxerError
+
+    t = make_trainer(tmp_path / "a", epochs=1)
+    t.fit()
+    (t.run_dir / "last" / "state.pt").unlink()
+    with pytest.raises(BoxerError, match="no training state"):
+        make_trainer(tmp_path / "b").resume(tmp_path / "a" / "last")
