@@ -8,8 +8,10 @@ looked for, in order:
 2. the Debian package `dataset-fashion-mnist`: `/usr/share/datasets/fashion-mnist`;
 3. torchvision's `FashionMNIST` download, into `~/.cache/boxer` (or `$XDG_CACHE_HOME/boxer`).
 
-Each folder may hold the gzipped (`*.gz`) or the raw IDX files. Decoding reuses torchvision's IDX
-reader; decoded splits are cached in-process.
+Each folder may hold the gzipped (`*.gz`) or the raw IDX files. The download reuses torchvision's
+`FashionMNIST`; decoding parses the IDX bytes directly (torchvision's `read_image_file` only takes
+an uncompressed path, which would mean writing 47 MB temporary files). Decoded splits are cached
+in-process.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -119,19 +121,23 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, *, download: bool 
     )
 
 
-def _read_idx(path: Path, *, images: bool) -> Tensor:
-    """Decodes one IDX file with torchvision's reader (gzip is decompressed to a temp file first)."""
-    from torchvision.datasets.mnist import read_image_file, read_label_file
+def _parse_idx(data: bytes, *, ndim: int) -> Tensor:
+    """Decodes an unsigned-byte IDX blob: magic 0x0000 08 NDIM, NDIM big-endian uint32 sizes, then data."""
+    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise ValueError(f"expected an unsigned-byte IDX file with {ndim} dimension(s)")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"header says {shape}, file holds {body.size} bytes of data")
+    return torch.from_numpy(body.reshape(shape).copy())
 
-    reader = read_image_file if images else read_label_file
+
+def _read_idx(path: Path, *, images: bool) -> Tensor:
+    """Reads one (optionally gzipped) IDX file: `[N, 28, 28]` uint8 images or `[N]` uint8 labels."""
     try:
-        if path.suffix != ".gz":
-            return reader(str(path))
-        with gzip.open(path, "rb") as src, tempfile.NamedTemporaryFile(suffix=".idx") as tmp:
-            tmp.write(src.read())
-            tmp.flush()
-            return reader(tmp.name)
-    except (OSError, EOFError, AssertionError, TypeError, ValueError, RuntimeError) as err:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return _parse_idx(f.read(), ndim=3 if images else 1)
+    except (OSError, EOFError, ValueError) as err:
         raise BoxerError(f"{path}: not a valid IDX file ({err})") from err
 
 

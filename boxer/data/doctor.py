@@ -1,0 +1,315 @@
+"""Dataset doctor: checks a COCO JSON and its image folder before anything trains or evaluates on it.
+
+Errors (the dataset is refused): invalid JSON or schema, duplicate image / annotation / category
+ids, annotations that point at unknown images or categories, boxes that are non-finite, have
+w or h <= 0 or extend past the image (more than `BOX_TOLERANCE` px), segmentations that do not fit
+their image, image files that are missing, unreadable or of another size than the JSON says.
+Warnings (allowed): images with no annotations, two images sharing one file name.
+
+Every problem names the file, the id and what is wrong. Image sizes are read from the file headers
+(PIL opens lazily, nothing is decoded), on a few threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from boxer.data.coco_json import load_coco_json
+from boxer.errors import BoxerError
+
+__all__ = [
+    "BOX_TOLERANCE",
+    "DoctorReport",
+    "Problem",
+    "check_annotations",
+    "check_dataset",
+    "require_valid_dataset",
+]
+
+BOX_TOLERANCE = 1.0  # px a box may extend past the image border (float rounding in exported boxes)
+_MAX_LINES_IN_ERROR = 30
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: the file it is in, which record (`image id 3`, `annotation id 17`), what is wrong."""
+
+    file: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+
+
+@dataclass
+class DoctorReport:
+    """Result of `check_dataset`: errors refuse the dataset, warnings do not."""
+
+    ann_file: str
+    images_dir: str | None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    num_images: int = 0
+    num_annotations: int = 0
+    num_categories: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def format(self, *, max_warnings: int | None = 20) -> str:
+        """A readable report; every error gets one line, warnings are capped at `max_warnings`."""
+        lines = [
+            f"annotations: {self.ann_file} ({self.num_images} images, {self.num_annotations} annotations, "
+            f"{self.num_categories} categories)",
+            f"images: {self.images_dir if self.images_dir is not None else '(not checked)'}",
+        ]
+        if self.errors:
+            lines.append(f"errors ({len(self.errors)}):")
+            lines += [f"  {p}" for p in self.errors]
+        if self.warnings:
+            shown = self.warnings if max_warnings is None else self.warnings[:max_warnings]
+            lines.append(f"warnings ({len(self.warnings)}):")
+            lines += [f"  {p}" for p in shown]
+            if len(shown) < len(self.warnings):
+                lines.append(f"  ... and {len(self.warnings) - len(shown)} more warnings")
+        verdict = "OK" if self.ok else "FAILED"
+        lines.append(f"{verdict}: {len(self.errors)} errors, {len(self.warnings)} warnings")
+        return "\n".join(lines)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class _Checker:
+    """Collects problems while walking one parsed COCO dict."""
+
+    def __init__(self, ann_file: str) -> None:
+        self.file = ann_file
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, where: str, message: str, file: str | None = None) -> None:
+        self.errors.append(Problem(file or self.file, where, message))
+
+    def warn(self, where: str, message: str, file: str | None = None) -> None:
+        self.warnings.append(Problem(file or self.file, where, message))
+
+    def records(self, data: dict, key: str, required: tuple[str, ...]) -> list[tuple[str, dict]]:
+        """The dict records of list `key` with an int id and the required fields, named for messages."""
+        value = data.get(key)
+        if not isinstance(value, list):
+            self.error(
+                "", f"'{key}' must be a list, got {type(value).__name__ if key in data else 'nothing'}"
+            )
+            return []
+        kind = key.rstrip("s") if key != "categories" else "category"
+        out, ids = [], Counter()
+        for i, rec in enumerate(value):
+            if not isinstance(rec, dict):
+                self.error(f"{key}[{i}]", f"must be an object, got {type(rec).__name__}")
+                continue
+            if not _is_int(rec.get("id")):
+                self.error(f"{key}[{i}]", f"'id' must be an integer, got {rec.get('id')!r}")
+                continue
+            name = f"{kind} id {rec['id']}"
+            missing = [f for f in required if f not in rec]
+            if missing:
+                self.error(name, f"missing field(s) {', '.join(missing)}")
+                continue
+            ids[rec["id"]] += 1
+            out.append((name, rec))
+        for dup, n in ids.items():
+            if n > 1:
+                self.error(f"{kind} id {dup}", f"duplicate id ({n} {key} share it)")
+        return out
+
+
+def _check_image_record(c: _Checker, name: str, im: dict) -> bool:
+    ok = True
+    if not isinstance(im["file_name"], str) or not im["file_name"]:
+        c.error(name, f"'file_name' must be a non-empty string, got {im['file_name']!r}")
+        ok = False
+    for key in ("width", "height"):
+        if not _is_int(im[key]) or im[key] <= 0:
+            c.error(name, f"'{key}' must be a positive integer, got {im[key]!r}")
+            ok = False
+    return ok
+
+
+def _check_bbox(c: _Checker, name: str, bbox: Any, image: dict | None) -> None:
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_num(v) for v in bbox):
+        c.error(name, f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
+        return
+    if not all(math.isfinite(v) for v in bbox):
+        c.error(name, f"bbox {bbox} is not finite")
+        return
+    x, y, w, h = bbox
+    if w <= 0 or h <= 0:
+        what = " and ".join(f"{k} {v:g}" for k, v in (("width", w), ("height", h)) if v <= 0)
+        c.error(name, f"bbox {what} <= 0")
+        return
+    if image is not None:
+        W, H, t = image["width"], image["height"], BOX_TOLERANCE
+        if x < -t or y < -t or x + w > W + t or y + h > H + t:
+            c.error(
+                name, f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the {W}x{H} image id {image['id']}"
+            )
+
+
+def _check_segmentation(c: _Checker, name: str, seg: Any, image: dict | None) -> None:
+    if isinstance(seg, list):
+        for poly in seg:
+            if (
+                not isinstance(poly, list)
+                or len(poly) < 6
+                or len(poly) % 2
+                or not all(_is_num(v) for v in poly)
+            ):
+                c.error(name, "'segmentation' polygons must be lists of at least 3 (x, y) number pairs")
+                return
+            if not all(math.isfinite(v) for v in poly):
+                c.error(name, "'segmentation' polygon is not finite")
+                return
+    elif isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+            c.error(name, f"'segmentation' RLE needs 'size' [h, w], got {size!r}")
+        elif not isinstance(counts, (str, list)):
+            c.error(name, f"'segmentation' RLE needs 'counts' (string or list), got {type(counts).__name__}")
+        elif image is not None and size != [image["height"], image["width"]]:
+            c.error(
+                name,
+                f"'segmentation' RLE size {size} differs from image id {image['id']} "
+                f"([h, w] = [{image['height']}, {image['width']}])",
+            )
+    else:
+        c.error(name, f"'segmentation' must be polygons or an RLE object, got {type(seg).__name__}")
+
+
+def _check_annotation(c: _Checker, name: str, ann: dict, images: dict, cat_ids: set) -> None:
+    image = images.get(ann["image_id"])
+    if image is None:
+        c.error(name, f"image_id {ann['image_id']!r} is not in 'images'")
+    if ann["category_id"] not in cat_ids:
+        c.error(name, f"category_id {ann['category_id']!r} is not in 'categories'")
+    _check_bbox(c, name, ann["bbox"], image)
+    if ann.get("iscrowd", 0) not in (0, 1):
+        c.error(name, f"'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
+    if "area" in ann and (not _is_num(ann["area"]) or not math.isfinite(ann["area"]) or ann["area"] < 0):
+        c.error(name, f"'area' must be a finite number >= 0, got {ann['area']!r}")
+    if "segmentation" in ann:
+        _check_segmentation(c, name, ann["segmentation"], image)
+
+
+def check_annotations(
+    data: dict[str, Any], ann_file: str
+) -> tuple[list[Problem], list[Problem], dict[int, dict]]:
+    """Schema and consistency checks of a parsed COCO dict (no image files are touched).
+
+    Returns:
+        errors, warnings, and the valid image records by id (for the file checks).
+    """
+    c = _Checker(ann_file)
+    categories = c.records(data, "categories", ("name",))
+    for name, cat in categories:
+        if not isinstance(cat["name"], str):
+            c.error(name, f"'name' must be a string, got {cat['name']!r}")
+    images: dict[int, dict] = {}
+    for name, im in c.records(data, "images", ("file_name", "width", "height")):
+        if _check_image_record(c, name, im):
+            images.setdefault(im["id"], im)  # a duplicate id is already an error; keep the first
+    annotations = c.records(data, "annotations", ("image_id", "category_id", "bbox"))
+    cat_ids = {cat["id"] for _, cat in categories}
+    annotated = set()
+    for name, ann in annotations:
+        _check_annotation(c, name, ann, images, cat_ids)
+        annotated.add(ann["image_id"])
+    for dup, n in Counter(im["file_name"] for im in images.values()).items():
+        if n > 1:
+            c.warn(f"file_name {dup}", f"{n} images share this file")
+    for image_id, im in images.items():
+        if image_id not in annotated:
+            c.warn(f"image id {image_id}", f"no annotations ({im['file_name']})")
+    return c.errors, c.warnings, images
+
+
+def _check_image_file(images_dir: Path, image_id: int, im: dict) -> Problem | None:
+    path = images_dir / im["file_name"]
+    where = f"image id {image_id}"
+    try:
+        with Image.open(path) as f:  # reads the header only
+            w, h = f.size
+    except FileNotFoundError:
+        return Problem(str(path), where, "image file is missing")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return Problem(str(path), where, f"image file is unreadable ({type(err).__name__})")
+    if (w, h) != (im["width"], im["height"]):
+        return Problem(
+            str(path),
+            where,
+            f"size on disk {w}x{h} differs from the JSON's {im['width']}x{im['height']} (w x h)",
+        )
+    return None
+
+
+def check_dataset(
+    images_dir: str | os.PathLike | None, ann_file: str | os.PathLike, *, workers: int = 8
+) -> DoctorReport:
+    """Runs every check on a COCO JSON and (when `images_dir` is given) its image files.
+
+    Args:
+        images_dir: folder the images' `file_name`s are relative to; None skips the file checks.
+        ann_file: the COCO annotation JSON.
+        workers: threads reading image headers.
+
+    Returns:
+        the report; a JSON that cannot be parsed is reported as a single error.
+    """
+    report = DoctorReport(ann_file=str(ann_file), images_dir=None if images_dir is None else str(images_dir))
+    try:
+        data = load_coco_json(ann_file)
+    except BoxerError as err:
+        report.errors.append(Problem(str(ann_file), "", str(err).split(": ", 1)[-1]))
+        return report
+    for key in ("images", "annotations", "categories"):
+        value = data.get(key)
+        setattr(report, f"num_{key}", len(value) if isinstance(value, list) else 0)
+    report.errors, report.warnings, images = check_annotations(data, str(ann_file))
+    if images_dir is not None:
+        folder = Path(images_dir)
+        if not folder.is_dir():
+            report.errors.append(Problem(str(folder), "", "image folder not found"))
+            return report
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            found = pool.map(lambda kv: _check_image_file(folder, *kv), images.items())
+            report.errors += [p for p in found if p is not None]
+    return report
+
+
+def require_valid_dataset(images_dir: str | os.PathLike | None, ann_file: str | os.PathLike) -> DoctorReport:
+    """Refuses a dataset with errors: raises BoxerError with one line per problem (warnings pass).
+
+    Training and evaluation call this at start, so bad data stops them with a message, not a traceback.
+    """
+    report = check_dataset(images_dir, ann_file)
+    if not report.ok:
+        lines = [str(p) for p in report.errors[:_MAX_LINES_IN_ERROR]]
+        if len(report.errors) > len(lines):
+            lines.append(f"... and {len(report.errors) - len(lines)} more (run `boxer data check`)")
+        raise BoxerError(f"{ann_file}: the dataset has {len(report.errors)} errors:\n" + "\n".join(lines))
+    return report
