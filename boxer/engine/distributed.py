@@ -63,7 +63,9 @@ def init_distributed(preference: str = "auto") -> DistInfo:
 
 
 def cleanup() -> None:
+    """Leaves the process group once every process got here (gloo aborts on a one-sided teardown)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -51,10 +51,18 @@ class TinyDetection(torch.utils.data.Dataset):
         image, boxes = self.images[i].clone(), self.boxes[i].clone()
         if torch.rand(()) < 0.5:
             image = image.flip(-1)
-            boxes = torch.stack([self.size - boxes[:, 2], boxes[:, 1], self.size - boxes[:, 0], boxes[:, 3]], -1)
+            boxes = torch.stack(
+                [self.size - boxes[:, 2], boxes[:, 1], self.size - boxes[:, 0], boxes[:, 3]], -1
+            )
         image = image * (0.8 + 0.4 * random.random()) + float(np.random.uniform(-0.1, 0.1))
         hw = torch.tensor([self.size, self.size])
-        target = {"boxes": boxes, "labels": self.labels[i].clone(), "image_id": i + 1, "orig_size": hw, "size": hw}
+        target = {
+            "boxes": boxes,
+            "labels": self.labels[i].clone(),
+            "image_id": i + 1,
+            "orig_size": hw,
+            "size": hw,
+        }
         return image, target
 
 
@@ -65,7 +73,9 @@ class TinyDetector(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.with_masks = False
-        self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+        )
         self.dropout = nn.Dropout(dropout)
         self.class_embed = nn.Linear(8, num_classes)
         self.linear_box = nn.Linear(8, 4)

@@ -13,7 +13,14 @@ from boxer.errors import BoxerError
 def test_set_overrides_with_types():
     cfg = resolve_config(
         flags={"epochs": 3, "lr": None},
-        sets=["lr=1e-3", "lr_steps=8,11", "amp=bf16", "model.num_queries=50", "model.backbone=resnet18", "augment=false"],
+        sets=[
+            "lr=1e-3",
+            "lr_steps=8,11",
+            "amp=bf16",
+            "model.num_queries=50",
+            "model.backbone=resnet18",
+            "augment=false",
+        ],
     )
     assert cfg.epochs == 3 and cfg.lr == 1e-3 and cfg.lr_steps == [8, 11] and cfg.amp == "bf16"
     assert cfg.model_kwargs == {"num_queries": 50, "backbone": "resnet18"}
@@ -42,7 +49,9 @@ def test_set_errors_are_one_line_and_named(item, message):
 
 def test_presets_load_and_resolve(tmp_path):
     preset = tmp_path / "p.py"
-    preset.write_text("CONFIG = dict(model='boxer2d_r50', epochs=50, lr_steps=[40], model_kwargs={'num_queries': 300})\n")
+    preset.write_text(
+        "CONFIG = dict(model='boxer2d_r50', epochs=50, lr_steps=[40], model_kwargs={'num_queries': 300})\n"
+    )
     cfg = resolve_config(str(preset), flags={"epochs": 5})
     assert cfg.model == "boxer2d_r50" and cfg.epochs == 5 and cfg.lr_steps == [40]
     assert cfg.model_kwargs == {"num_queries": 300}

@@ -15,7 +15,9 @@ from boxer.engine.trainer import NonFiniteLoss, Trainer
 
 
 def make_trainer(tmp_path, *, n=10, model_kw=None, evaluate_fn=None, **overrides) -> Trainer:
-    values = dict(epochs=2, batch_size=2, workers=0, lr=1e-2, lr_backbone=1e-3, progress=False, clip_max_norm=0.1)
+    values = dict(
+        epochs=2, batch_size=2, workers=0, lr=1e-2, lr_backbone=1e-3, progress=False, clip_max_norm=0.1
+    )
     cfg = TrainConfig.from_dict({**values, **overrides}).validate()
     seed_everything(cfg.seed)
     model = TinyDetector(**(model_kw or {}))
@@ -56,7 +58,9 @@ def test_resume_is_bit_identical(tmp_path, stop_at, accum, workers):
 def test_accumulation_matches_larger_batch(tmp_path):
     big = make_trainer(tmp_path / "a", batch_size=4, epochs=1, n=8, model_kw={"dropout": 0.0})
     big.fit()
-    small = make_trainer(tmp_path / "b", batch_size=2, accum_steps=2, epochs=1, n=8, model_kw={"dropout": 0.0})
+    small = make_trainer(
+        tmp_path / "b", batch_size=2, accum_steps=2, epochs=1, n=8, model_kw={"dropout": 0.0}
+    )
     small.fit()
     assert big.state.iteration == small.state.iteration == 2
     for k, v in weights(big).items():
