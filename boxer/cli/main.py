@@ -17,6 +17,10 @@ from boxer.errors import BoxerError
 # Explicit list: a module here that fails to import is a bug, not something to skip.
 COMMANDS = [
     "boxer.cli.data",
+    "boxer.cli.train",
+    "boxer.cli.eval",
+    "boxer.cli.predict",
+    "boxer.cli.models",
 ]
 
 
@@ -33,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the console script: maybe restart with the tuned CPU allocator, before torch loads
+        from boxer.engine.allocator import reexec_if_needed
+
+        reexec_if_needed(sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

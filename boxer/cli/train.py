@@ -1,0 +1,92 @@
+"""`boxer train`: train a detector on a COCO-format dataset (see docs/training.md)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from boxer.errors import BoxerError
+
+
+def _config_keys() -> str:
+    from boxer.engine.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    items = [f"{k}={v!r}" for k, v in defaults.items() if k != "model_kwargs"]
+    return "config keys for --set (defaults): " + ", ".join(items) + "; model keywords: model.<name>=<value>"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a detector (BoxeR-2D, Mask R-CNN, ...) on a COCO-format dataset",
+        description="Train a registered detector. DIR uses the COCO layout: DIR/train, DIR/val, "
+        "DIR/annotations/instances_{train,val}.json. The dataset doctor runs first. Under torchrun, "
+        "each process trains on --batch-size images (DDP).",
+        epilog=_config_keys(),
+    )
+    p.add_argument("--config", metavar="PRESET", help="a preset under configs/ (name or path to a .py file)")
+    p.add_argument("--model", help="registered model name (see `boxer models`); default boxer2d_r18_lite")
+    p.add_argument("--data", metavar="DIR", help="COCO-layout dataset folder")
+    p.add_argument("--epochs", type=int, help="training epochs (ignored when max_iters is set)")
+    p.add_argument("--batch-size", type=int, help="images per process and step")
+    p.add_argument("--lr", type=float, help="learning rate of the transformer and heads (default 2e-4)")
+    p.add_argument("--image-size", type=int, help="short side of eval images; train scales follow it")
+    p.add_argument("--workers", type=int, help="data-loading worker processes")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<model>-<time>)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        metavar="CKPT",
+        help="continue exactly from CKPT (default: RUN_DIR/last); flags and --set given here override",
+    )
+    p.add_argument("--init", metavar="CKPT", help="initialise weights from a checkpoint; loads what fits")
+    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from boxer.engine import runner
+    from boxer.engine.config import parse_set_args, resolve_config
+
+    flags = {
+        "model": args.model,
+        "data": args.data,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "image_size": args.image_size,
+        "workers": args.workers,
+        "out": args.out,
+        "init": args.init,
+    }
+    resume = None
+    if args.resume:
+        resume = args.resume if args.resume != "auto" else args.out
+        if not resume:
+            raise BoxerError("--resume: give the checkpoint (RUN_DIR/last) or --out RUN_DIR")
+        overrides = {**{k: v for k, v in flags.items() if v is not None}, **parse_set_args(args.set)}
+        cfg, run_dir = runner.resume_config(resume, overrides)
+    else:
+        cfg = resolve_config(args.config, flags, args.set)
+        if not cfg.out:
+            cfg.out = f"runs/{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (Path(cfg.out) / "last").exists():
+            raise BoxerError(
+                f"--out: {cfg.out} already holds a run; use --resume to continue it or another --out"
+            )
+    start = time.perf_counter()
+    record = runner.train(cfg, resume=resume)
+    _summary(cfg.out, record, time.perf_counter() - start)
+    return 0
+
+
+def _summary(run_dir: str, record: dict, seconds: float) -> None:
+    if not record:
+        return
+    ap = {k: v for k, v in record.items() if k.endswith("/AP") or k.endswith("/AP50")}
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in ap.items()) or "no evaluation"
+    print(f"done in {seconds / 60:.1f} min: epoch {record.get('epoch')}, {scores}")
+    print(f"run directory {run_dir}: last/, best/, metrics.jsonl, config.json, tb/")

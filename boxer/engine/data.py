@@ -1,0 +1,96 @@
+"""Datasets of a run: where the COCO files are, the doctor, and the train / val datasets.
+
+A data folder uses the COCO layout `DIR/{train,val}/` + `DIR/annotations/instances_{train,val}.json`
+(COCO 2017's `train2017` / `instances_train2017.json` names are found too). Explicit paths
+(`train_images`, `train_ann`, `val_images`, `val_ann`) override the layout. The dataset doctor
+(`boxer.data.require_valid_dataset`) runs on every split before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from boxer.engine.config import TrainConfig
+from boxer.errors import BoxerError
+
+
+@dataclass
+class Split:
+    """One split's image folder and annotation file."""
+
+    name: str
+    images: Path
+    ann_file: Path
+
+
+def _layout(root: Path, split: str) -> Split:
+    for images, ann in ((split, f"instances_{split}.json"), (f"{split}2017", f"instances_{split}2017.json")):
+        if (root / "annotations" / ann).is_file() or (root / images).is_dir():
+            return Split(split, root / images, root / "annotations" / ann)
+    return Split(split, root / split, root / "annotations" / f"instances_{split}.json")
+
+
+def resolve_split(
+    data: str, split: str, *, images: str = "", ann_file: str = "", field_prefix: str | None = None
+) -> Split:
+    """The folder and JSON of `split`, from `data` (COCO layout) and explicit overrides."""
+    prefix = field_prefix or split
+    if not data and not (images and ann_file):
+        raise BoxerError(f"--data: give a COCO-layout folder, or both {prefix}_images and {prefix}_ann")
+    root = Path(data) if data else None
+    if root is not None and not root.is_dir():
+        raise BoxerError(f"--data: {root} is not a directory")
+    found = _layout(root, split) if root is not None else Split(split, Path(images), Path(ann_file))
+    found = Split(
+        split, Path(images) if images else found.images, Path(ann_file) if ann_file else found.ann_file
+    )
+    if not found.ann_file.is_file():
+        raise BoxerError(
+            f"{found.ann_file}: {split} annotation file not found (set {prefix}_ann to override)"
+        )
+    if not found.images.is_dir():
+        raise BoxerError(f"{found.images}: {split} image folder not found (set {prefix}_images to override)")
+    return found
+
+
+def check_split(split: Split) -> None:
+    """The dataset doctor: raises BoxerError listing the problems of a split."""
+    from boxer.data import require_valid_dataset
+
+    require_valid_dataset(split.images, split.ann_file)
+
+
+def coco_dataset(
+    split: Split, *, train: bool, image_size: int, max_size: int, with_masks: bool, augment=True
+):
+    """A `boxer.data.CocoDetection` with the train (augmenting) or eval transforms."""
+    from boxer.data import CocoDetection, build_transforms
+
+    transforms = build_transforms(train and augment, base_size=image_size, max_size=max_size)
+    return CocoDetection(split.images, split.ann_file, transforms=transforms, with_masks=with_masks)
+
+
+def build_datasets(cfg: TrainConfig, *, with_masks: bool, check: bool = True):
+    """Train and val datasets of `cfg` after the doctor passed on both; val may be None if absent.
+
+    The val split is optional when `data` has no val folder and no explicit val paths are set.
+    """
+    train = resolve_split(cfg.data, "train", images=cfg.train_images, ann_file=cfg.train_ann)
+    val = None
+    try:
+        val = resolve_split(cfg.data, "val", images=cfg.val_images, ann_file=cfg.val_ann)
+    except BoxerError:
+        if cfg.val_images or cfg.val_ann:
+            raise
+    for split in (train, val):
+        if split is not None and check:
+            check_split(split)
+    kw = {"image_size": cfg.image_size, "max_size": cfg.max_size, "with_masks": with_masks}
+    train_set = coco_dataset(train, train=True, augment=cfg.augment, **kw)
+    val_set = coco_dataset(val, train=False, **kw) if val is not None else None
+    if val_set is not None and val_set.cat_ids != train_set.cat_ids:
+        raise BoxerError(
+            f"{val.ann_file}: categories {val_set.cat_ids} differ from the train split's {train_set.cat_ids}"
+        )
+    return train_set, val_set

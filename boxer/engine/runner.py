@@ -1,0 +1,231 @@
+"""Library entry points behind `boxer train / eval / predict`: build from a config or a checkpoint.
+
+`train(cfg)` runs a whole training job (distributed setup, doctor, datasets, model, `--init`,
+trainer, resume); `load_detector(ckpt)` rebuilds a trained detector from its checkpoint directory;
+`evaluate_checkpoint` and `predict_images` are the eval and predict jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from boxer.engine import checkpoint as ckpt
+from boxer.engine.config import TrainConfig, apply_overrides
+from boxer.engine.data import build_datasets, check_split, coco_dataset, resolve_split
+from boxer.engine.distributed import DistInfo, barrier, cleanup, gather_objects, init_distributed
+from boxer.engine.rng import seed_everything
+from boxer.errors import BoxerError
+
+
+def build_model(name: str, *, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:
+    """`boxer.create_model(name, num_classes=..., **model_kwargs)` with user errors as BoxerError."""
+    from boxer.models import MODELS
+
+    if name not in MODELS:
+        raise BoxerError(f"--model: unknown model {name!r}; registered: {', '.join(MODELS.names())}")
+    try:
+        return MODELS.create(name, num_classes=num_classes, **model_kwargs)
+    except TypeError as err:
+        raise BoxerError(f"model {name}: bad keyword in model.* settings ({err})") from None
+
+
+def _detector_meta(train_set, model: nn.Module) -> dict[str, Any]:
+    return {
+        "num_classes": train_set.num_classes,
+        "cat_ids": list(train_set.cat_ids),
+        "class_names": list(train_set.class_names),
+        "with_masks": bool(getattr(model, "with_masks", False)),
+    }
+
+
+def init_from(model: nn.Module, path: str, log=print) -> None:
+    """Loads the tensors of `path` that fit `model` and reports what was skipped."""
+    loaded, skipped = ckpt.load_matching(model, ckpt.load_weights_file(path))
+    if not loaded:
+        raise BoxerError(f"--init {path}: no tensor matches this model by name and shape")
+    log(f"init: loaded {len(loaded)} tensors from {path}; skipped {len(skipped)}")
+    for item in skipped:
+        log(f"  skipped {item}")
+
+
+def _on_main(info: DistInfo, fn) -> Any:
+    """Runs `fn` on the main process; a BoxerError there is raised on every process."""
+    result, message = None, None
+    if info.is_main:
+        try:
+            result = fn()
+        except BoxerError as err:
+            message = str(err)
+    message = gather_objects(message)[0]
+    if message:
+        raise BoxerError(message)
+    return result
+
+
+def train(cfg: TrainConfig, *, resume: str | None = None) -> dict[str, Any]:
+    """Runs a training job; returns the last epoch's record (metrics on the main process)."""
+    from boxer.data import collate_detection
+    from boxer.engine.evaluate import evaluate_detector
+    from boxer.engine.trainer import Trainer
+
+    info = init_distributed(cfg.device)
+    try:
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        _on_main(info, lambda: build_datasets(cfg, with_masks=False, check=True) and None)
+        train_set, val_set = build_datasets(cfg, with_masks=False, check=False)
+        model = build_model(cfg.model, num_classes=train_set.num_classes, model_kwargs=cfg.model_kwargs)
+        if getattr(model, "with_masks", False):  # mask models need the decoded segmentations too
+            train_set, val_set = build_datasets(cfg, with_masks=True, check=False)
+        if cfg.init and not resume:
+            init_from(model, cfg.init, log=print if info.is_main else (lambda *_: None))
+        evaluate_fn = None
+        if val_set is not None:
+            evaluate_fn = partial(
+                evaluate_detector, dataset=val_set, info=info, collate_fn=collate_detection,
+                batch_size=cfg.batch_size, workers=cfg.workers, amp=cfg.amp,
+            )  # fmt: skip
+        run_dir = Path(cfg.out)
+        meta = _detector_meta(train_set, model)
+        trainer = Trainer(
+            cfg, model, train_set, collate_fn=collate_detection, run_dir=run_dir, info=info,
+            evaluate_fn=evaluate_fn, meta=meta,
+        )  # fmt: skip
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(run_dir / "config.json", **meta)
+            _banner(cfg, trainer, train_set, val_set, info)
+        barrier()
+        if resume:
+            trainer.resume(resume)
+        return trainer.fit()
+    finally:
+        cleanup()
+
+
+def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> None:
+    from boxer.engine.allocator import status
+
+    params = sum(p.numel() for p in trainer.model.parameters())
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    global_batch = cfg.batch_size * info.world_size * cfg.accum_steps
+    print(f"model      {cfg.model}: {params / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M trainable)")
+    print(f"data       train {len(train_set)} images, val {len(val_set) if val_set else 0}, "
+          f"{train_set.num_classes} classes")  # fmt: skip
+    steps = f"{trainer.epochs} epochs x {trainer.iters_per_epoch} iterations"
+    print(f"schedule   {steps}, global batch {global_batch}")
+    print(f"device     {info.device} x {info.world_size}, amp {cfg.amp}, allocator {status()}")
+    print(f"run        {cfg.out} (TensorBoard: tensorboard --logdir {cfg.out}/tb)")
+
+
+# ---------------------------------------------------------------- checkpoints -> detectors
+
+
+def load_detector(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained detector of a checkpoint directory (weights must match exactly) and its config."""
+    loaded = ckpt.load_checkpoint(path, with_state=False)
+    config = loaded.config
+    for key in ("model", "num_classes", "cat_ids", "class_names"):
+        if key not in config:
+            raise BoxerError(f"{loaded.path / ckpt.CONFIG}: missing {key!r}; not a boxer detector checkpoint")
+    model = build_model(
+        config["model"], num_classes=config["num_classes"], model_kwargs=config.get("model_kwargs", {})
+    )
+    missing, unexpected = model.load_state_dict(loaded.weights, strict=False)
+    if missing or unexpected:
+        raise BoxerError(
+            f"{loaded.path}: weights do not match {config['model']} "
+            f"({len(missing)} missing, e.g. {missing[:2]}; "
+            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})"
+        )
+    return model.to(device).eval(), config
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    *,
+    data: str = "",
+    split: str = "val",
+    images: str = "",
+    ann_file: str = "",
+    batch_size: int = 1,
+    workers: int = 0,
+    device: str = "auto",
+    results: str | None = None,
+) -> dict[str, float]:
+    """COCO metrics of a checkpoint on a split (tables printed); refuses untrained checkpoints."""
+    from boxer.data import collate_detection
+    from boxer.engine.evaluate import evaluate_detector
+
+    info = init_distributed(device)
+    try:
+        model, config = load_detector(path, info.device)
+        cfg = TrainConfig.from_dict(config, strict=False)
+        chosen = resolve_split(data, split, images=images, ann_file=ann_file, field_prefix="--")
+        _on_main(info, lambda: check_split(chosen))
+        dataset = coco_dataset(
+            chosen, train=False, image_size=cfg.image_size, max_size=cfg.max_size, with_masks=model.with_masks
+        )
+        if list(dataset.cat_ids) != list(config["cat_ids"]):
+            raise BoxerError(
+                f"{chosen.ann_file}: categories {dataset.cat_ids} differ from "
+                f"the checkpoint's {config['cat_ids']}"
+            )
+        return evaluate_detector(
+            model, dataset, info=info, collate_fn=collate_detection, batch_size=batch_size,
+            workers=workers, amp=cfg.amp, results_path=results,
+        )  # fmt: skip
+    finally:
+        cleanup()
+
+
+def predict_images(
+    path: str | Path,
+    inputs: list[str],
+    out_dir: str | Path,
+    *,
+    score: float = 0.3,
+    batch_size: int = 1,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Runs a checkpoint on image files; writes PNGs, results.json and images.json to `out_dir`."""
+    from boxer.engine.distributed import pick_device
+    from boxer.engine.evaluate import predict_batches
+    from boxer.engine.predict import ImageFiles, assign_image_ids, list_images, write_outputs
+
+    paths = list_images(inputs)
+    model, config = load_detector(path, pick_device(device))
+    cfg = TrainConfig.from_dict(config, strict=False)
+    dataset = ImageFiles(paths, assign_image_ids(paths), image_size=cfg.image_size, max_size=cfg.max_size)
+    from boxer.data import collate_detection
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_detection)
+    predictions = predict_batches(model, loader, next(model.parameters()).device, cfg.amp)
+    return write_outputs(
+        Path(out_dir), dataset, predictions, cat_ids=config["cat_ids"], class_names=config["class_names"],
+        score=score,
+    )  # fmt: skip
+
+
+def resume_config(checkpoint: str | Path, overrides: dict[str, Any]) -> tuple[TrainConfig, Path]:
+    """The config saved with a checkpoint, with explicit `overrides`; and the run directory."""
+    loaded = ckpt.load_checkpoint(checkpoint, with_state=False)
+    cfg = TrainConfig.from_dict(loaded.config, strict=False)
+    apply_overrides(cfg, overrides, source="resume overrides")
+    given = Path(checkpoint)
+    run_dir = given.parent if given.name in ("last", "best") else loaded.path.parent.parent
+    if given.is_dir() and (given / "last").exists():
+        run_dir = given
+    cfg.out = str(run_dir)
+    return cfg.validate(), run_dir
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "config.json").read_text())
