@@ -88,7 +88,7 @@ def _render_chunk(task: tuple[int, int, list[int], str]) -> list[list[dict]]:
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG", compress_level=1)
         Path(folder, _file_name(index)).write_bytes(buf.getvalue())  # the whole folder is atomic
-        out.append([_instance_annotation(label, mask) for label, mask in instances])
+        out.append([_instance_annotation(label, mask) for label, mask, _ in instances])
     return out
 
 

@@ -130,7 +130,7 @@ def _place(rng, mask: np.ndarray, owner: np.ndarray, full: list[int], visible: l
 
 def render_scene(
     rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, cfg: SceneConfig
-) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray, int]]]:
     """Renders one scene.
 
     Args:
@@ -140,8 +140,9 @@ def render_scene(
         cfg: drawing parameters.
 
     Returns:
-        the image `[S, S, 3]` uint8 and, per placed item, `(class index, visible mask [S, S] bool)`
-        in drawing order; every visible mask is non-empty.
+        the image `[S, S, 3]` uint8 and, per placed item in drawing order, `(class index, visible
+        mask [S, S] bool, full mask area before occlusion)`; at least `1 - max_occlusion` of every
+        item stays visible.
     """
     size = cfg.size
     canvas = _background(rng, size)  # S, S, 3
@@ -165,4 +166,4 @@ def render_scene(
         visible.append(full[-1])
         classes.append(int(labels[pick]))
     image = (np.clip(canvas, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return image, [(c, owner == i) for i, c in enumerate(classes)]
+    return image, [(c, owner == i, f) for i, (c, f) in enumerate(zip(classes, full))]
