@@ -137,7 +137,8 @@ class SetCriterion(nn.Module):
             logits, onehot = logits[valid], onehot[valid]
         loss_ce = sigmoid_focal_loss(logits.float(), onehot.float(), self.alpha, self.gamma, reduction="sum")
         src = boxes[b, q].float()  # K, 4
-        tgt = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices)]).to(src)
+        tgt = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices)])
+        tgt = tgt.reshape(-1, 4).to(src)
         loss_bbox = (src - tgt).abs().sum()
         xyxy = [box_convert(x, "cxcywh", "xyxy") for x in (src, tgt)]
         loss_giou = generalized_box_iou_loss(xyxy[0], xyxy[1], reduction="sum")

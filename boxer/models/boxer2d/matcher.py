@@ -68,7 +68,7 @@ class HungarianMatcher:
             logits, boxes = logits[rows], boxes[rows]
         if len(target["labels"]) == 0 or len(boxes) == 0:
             return empty, empty
-        cost = self.cost_matrix(logits.float(), boxes.float(), target["labels"], target["boxes"].float())
+        cost = self.cost_matrix(logits, boxes, target["labels"], target["boxes"])
         q, t = linear_sum_assignment(cost.cpu().numpy())
         q, t = torch.as_tensor(q, dtype=torch.long), torch.as_tensor(t, dtype=torch.long)
         if rows is not None:
@@ -77,7 +77,8 @@ class HungarianMatcher:
         return q[order], t[order]
 
     def cost_matrix(self, logits: Tensor, boxes: Tensor, labels: Tensor, tgt_boxes: Tensor) -> Tensor:
-        """Cost Tensor[Q, N] between Q predictions (logits[Q, C], boxes[Q, 4]) and N targets."""
+        """Cost Tensor[Q, N] float32 between Q predictions (logits[Q, C], boxes[Q, 4]) and N targets."""
+        logits, boxes, tgt_boxes = logits.float(), boxes.float(), tgt_boxes.float().to(boxes.device)
         p = logits[:, labels].sigmoid()  # Q, N
         pos = self.alpha * (1 - p) ** self.gamma * -(p + 1e-8).log()
         neg = (1 - self.alpha) * p**self.gamma * -(1 - p + 1e-8).log()

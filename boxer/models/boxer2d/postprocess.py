@@ -1,8 +1,11 @@
 """Post-processing of BoxeR-2D (spec 4.7): top-k over queries x classes, boxes to original pixels.
 
-No NMS. One query may appear with several classes. Boxes are cxcywh normalised to the transformed,
-unpadded image; since the evaluation transform only resizes, xyxy in original pixels is the
-normalised xyxy times (w0, h0, w0, h0) with (h0, w0) = `target["orig_size"]`.
+No NMS. One query may appear with several classes. Boxes are cxcywh normalised to the
+transformed, unpadded image; since the evaluation transform only resizes, xyxy in original pixels
+is the normalised xyxy times (w0, h0, w0, h0) with (h0, w0) = `target["orig_size"]`.
+
+Deviation: boxes are clipped to the image (the official code leaves them unclipped; clipping never
+lowers the IoU with a box that lies inside the image).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ def select_topk(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def boxes_to_original(boxes: Tensor, orig_size: Tensor) -> Tensor:
-    """boxes: Tensor[K, 4] cxcywh normalised; orig_size (h0, w0) -> Tensor[K, 4] xyxy original pixels."""
+    """boxes: Tensor[K, 4] cxcywh normalised; orig_size (h0, w0) -> Tensor[K, 4] xyxy original pixels,
+    clipped to the image."""
     h0, w0 = (float(v) for v in orig_size)
     scale = torch.tensor([w0, h0, w0, h0], dtype=boxes.dtype, device=boxes.device)
-    return box_convert(boxes, "cxcywh", "xyxy") * scale
+    return box_convert(boxes, "cxcywh", "xyxy").clamp(0, 1) * scale
 
 
 def postprocess(logits: Tensor, boxes: Tensor, targets: list[dict], *, num_select: int = 100) -> list[dict]:
