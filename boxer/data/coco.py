@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from pycocotools import mask as mask_utils
 from torch import Tensor
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
 from boxer.data.coco_json import load_coco_json
@@ -113,6 +113,7 @@ class CocoDetection(torch.utils.data.Dataset):
             "boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1),  # N, 4 xyxy
             "labels": np.asarray([label_of[a["category_id"]] for a in keep], dtype=np.int64),
             "iscrowd": np.asarray([bool(a.get("iscrowd", 0)) for a in keep], dtype=bool),
+            "ann_ids": [a.get("id") for a in keep],
         }
         if self.with_masks:
             packed["segmentations"] = [a.get("segmentation") for a in keep]
@@ -128,9 +129,12 @@ class CocoDetection(torch.utils.data.Dataset):
     def _load_image(self, info: dict) -> Tensor:
         path = self.images_dir / info["file_name"]
         try:
-            image = decode_image(str(path), mode=ImageReadMode.RGB)  # 3, H, W uint8
-        except (RuntimeError, OSError, ValueError) as err:
-            raise BoxerError(f"{path}: cannot read image id {info['id']} ({err})") from None
+            with Image.open(path) as f:
+                image = F.pil_to_tensor(f.convert("RGB"))  # 3, H, W uint8
+        except (OSError, ValueError, SyntaxError) as err:
+            raise BoxerError(
+                f"{path}: cannot read image id {info['id']} ({type(err).__name__}: {err})"
+            ) from None
         if tuple(image.shape[-2:]) != (info["height"], info["width"]):
             raise BoxerError(
                 f"{path}: image id {info['id']} is {image.shape[-1]}x{image.shape[-2]} on disk, "
@@ -139,10 +143,14 @@ class CocoDetection(torch.utils.data.Dataset):
         return image
 
     def _masks(self, packed: dict, h: int, w: int) -> np.ndarray:
-        masks = [
-            decode_segmentation(seg, h, w) if seg else _box_mask(box, h, w)
-            for seg, box in zip(packed["segmentations"], packed["boxes"])
-        ]
+        masks = []
+        for seg, box, ann_id in zip(packed["segmentations"], packed["boxes"], packed["ann_ids"]):
+            try:
+                masks.append(decode_segmentation(seg, h, w) if seg else _box_mask(box, h, w))
+            except (ValueError, TypeError, AttributeError) as err:
+                raise BoxerError(
+                    f"{self.ann_file}: annotation id {ann_id}: invalid segmentation ({err})"
+                ) from None
         return np.stack(masks) if masks else np.zeros((0, h, w), dtype=np.uint8)
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:

@@ -171,6 +171,41 @@ def _check_bbox(c: _Checker, name: str, bbox: Any, image: dict | None) -> None:
             )
 
 
+def rle_string_runs(counts: str) -> list[int] | None:
+    """Decodes a compressed COCO RLE string into its runs (pycocotools' rleFrString), or None if invalid.
+
+    Pure Python on purpose: pycocotools can abort the process on a corrupt string.
+    """
+    runs: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                return None  # the string ends inside a value
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+    return runs
+
+
+def _rle_decodes(rle: dict) -> bool:
+    """Whether an RLE (compressed string or list of runs) has non-negative runs covering h * w pixels."""
+    h, w = rle["size"]
+    runs = rle["counts"] if isinstance(rle["counts"], list) else rle_string_runs(rle["counts"])
+    if runs is None or not all(_is_int(v) and v >= 0 for v in runs):
+        return False
+    return sum(runs) == h * w
+
+
 def _check_segmentation(c: _Checker, name: str, seg: Any, image: dict | None) -> None:
     if isinstance(seg, list):
         for poly in seg:
@@ -197,6 +232,8 @@ def _check_segmentation(c: _Checker, name: str, seg: Any, image: dict | None) ->
                 f"'segmentation' RLE size {size} differs from image id {image['id']} "
                 f"([h, w] = [{image['height']}, {image['width']}])",
             )
+        elif not _rle_decodes(seg):
+            c.error(name, "'segmentation' RLE is invalid (its runs do not cover size[0] * size[1] pixels)")
     else:
         c.error(name, f"'segmentation' must be polygons or an RLE object, got {type(seg).__name__}")
 

@@ -56,12 +56,18 @@ def masks_to_boxes_xyxy(masks: torch.Tensor) -> torch.Tensor:
 
 
 def short_side_size(h: int, w: int, size: int, max_size: int | None) -> tuple[int, int]:
-    """DETR's output size: short side `size`, reduced so that the long side stays <= `max_size`."""
+    """DETR's output size: short side `size`, reduced so that the long side stays <= `max_size`.
+
+    Unlike DETR's helper, the long side is clamped to `max_size` (DETR can overshoot by rounding).
+    """
     if max_size is not None and max(h, w) / min(h, w) * size > max_size:
         size = int(round(max_size * min(h, w) / max(h, w)))
     if min(h, w) == size:
         return h, w
-    return (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    long_side = int(size * max(h, w) / min(h, w))
+    if max_size is not None:
+        long_side = min(long_side, max_size)
+    return (size, long_side) if h <= w else (long_side, size)
 
 
 def resize_masks(masks: torch.Tensor, size: list[int]) -> torch.Tensor:
