@@ -1,8 +1,8 @@
 """Evaluation: run a detector over a dataset and score it with the COCO protocol.
 
-Every process predicts its shard (rank::world); predictions are gathered on the main process,
-which runs `boxer.evaluation.CocoEvaluator` (bbox, plus segm for mask models) and prints the
-standard 12-line summary per IoU type.
+Every process predicts its shard (rank::world); `boxer.evaluation.CocoEvaluator` (bbox, plus segm
+for mask models) gathers the results, so every process gets the same metrics, and the main process
+prints the standard 12-line summary per IoU type.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from boxer.engine.distributed import DistInfo, gather_objects, unwrap
+from boxer.engine.distributed import DistInfo, unwrap
 from boxer.engine.loader import eval_loader
 
 
@@ -74,7 +74,7 @@ def evaluate_detector(
     amp: str = "auto",
     results_path: str | None = None,
 ) -> dict[str, float]:
-    """COCO metrics of `model` on `dataset` (a CocoDetection); printed and returned on the main process.
+    """COCO metrics of `model` on `dataset` (a CocoDetection), printed once, returned on every process.
 
     Args:
         model: a detector implementing `predict` (docs/CONTRACTS.md).
@@ -89,16 +89,11 @@ def evaluate_detector(
     from boxer.evaluation import CocoEvaluator
 
     loader = eval_loader(dataset, batch_size=batch_size, collate_fn=collate_fn, info=info, workers=workers)
-    local = predict_batches(model, loader, info.device, amp)
-    merged: dict[int, dict] = {}
-    for part in gather_objects(local):
-        merged.update(part)
-    if not info.is_main:
-        return {}
+    predictions = predict_batches(model, loader, info.device, amp)
     iou_types = ("bbox", "segm") if getattr(unwrap(model), "with_masks", False) else ("bbox",)
     evaluator = CocoEvaluator(dataset.ann_file, iou_types=iou_types, cat_ids=dataset.cat_ids)
-    evaluator.update(merged)
-    metrics = evaluator.evaluate()
-    if results_path:
+    evaluator.update(predictions)
+    metrics = evaluator.evaluate()  # gathers every process's results; prints on the main one
+    if results_path and info.is_main:
         evaluator.write_results(results_path)
     return metrics

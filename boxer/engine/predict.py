@@ -21,13 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from torch import Tensor
 
 from boxer.engine.checkpoint import atomic_write_text
 from boxer.errors import BoxerError
+from boxer.evaluation import prediction_to_records
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -117,28 +116,6 @@ def keep_above(pred: dict[str, Tensor], score: float) -> dict[str, Tensor]:
     return {k: v[keep] for k, v in pred.items()}
 
 
-def to_coco_results(image_id: int, pred: dict[str, Tensor], cat_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """COCO result records of one image (bbox xywh; compressed RLE segmentation for masks)."""
-    boxes = pred["boxes"].float()
-    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-    records = []
-    for k, (box, score, label) in enumerate(zip(xywh, pred["scores"].tolist(), pred["labels"].tolist())):
-        rec = {
-            "image_id": int(image_id),
-            "category_id": int(cat_ids[label]),
-            "bbox": [round(v, 2) for v in box],
-            "score": round(float(score), 5),
-        }
-        if "masks" in pred:
-            rle = mask_utils.encode(np.asfortranarray(pred["masks"][k].numpy().astype(np.uint8)))
-            rec["segmentation"] = {
-                "size": [int(s) for s in rle["size"]],
-                "counts": rle["counts"].decode("ascii"),
-            }
-        records.append(rec)
-    return records
-
-
 def draw_predictions(image: Tensor, pred: dict[str, Tensor], class_names: Sequence[str]) -> Tensor:
     """`image` (uint8 [3, H, W]) with masks, boxes and "name score" labels drawn."""
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
@@ -177,7 +154,7 @@ def write_outputs(
         pred = keep_above(predictions[image_id], score)
         raw = dataset.load_uint8(index)
         images.append({"id": image_id, "file_name": str(path), "height": raw.shape[1], "width": raw.shape[2]})
-        results.extend(to_coco_results(image_id, pred, cat_ids))
+        results.extend(prediction_to_records(image_id, pred, cat_ids, with_masks="masks" in pred))
         png = out_dir / f"{path.stem}.png"
         if png in drawn:  # same stem from two folders or suffixes
             png = out_dir / f"{path.stem}-{image_id}.png"
