@@ -20,7 +20,7 @@ log = logging.getLogger("boxer.ops")
 
 ENV_VAR = "BOXER_BOX_ATTN_BACKEND"
 BACKENDS = ("auto", "reference", "gather", "triton")
-CPU_DEFAULT = "reference"  # measured by benchmarks/box_attention.py, see docs/ops.md
+CPU_DEFAULT = "gather"  # measured by benchmarks/box_attention.py, see docs/ops.md
 _logged: set[tuple[str, str]] = set()
 
 

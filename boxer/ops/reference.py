@@ -7,6 +7,7 @@ on sampling locations and per-point weights (the "core" contract shared by every
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -43,3 +44,42 @@ def core_reference(
     if sum_points:
         return out.view(B, H, D, Q).permute(0, 3, 1, 2)  # B, Q, H, D
     return out.view(B, H, D, Q, P).permute(0, 3, 1, 4, 2)  # B, Q, H, P, D
+
+
+def core_reference_backward(
+    grad: Tensor,
+    value: Tensor,
+    shapes: list[tuple[int, int]],
+    loc: Tensor,
+    attn: Tensor,
+    *,
+    sum_points: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients (value, loc, attn) of `core_reference`, by the same per-level grid_sample kernels.
+
+    Written out (rather than autograd) so that it can run inside the custom op's backward.
+    """
+    B, S, H, D = value.shape
+    Q, L, P = loc.shape[1], loc.shape[3], loc.shape[4]
+    grid = (2 * loc - 1).permute(0, 2, 3, 1, 4, 5).reshape(B * H, L, Q, P, 2)
+    w = attn.permute(0, 2, 3, 1, 4).reshape(B * H, L, 1, Q, P)
+    if sum_points:
+        g = grad.permute(0, 2, 3, 1).reshape(B * H, D, Q, 1)
+    else:
+        g = grad.permute(0, 2, 4, 1, 3).reshape(B * H, D, Q, P)
+    grad_value, grad_grid, grad_w = [], [], []
+    start = 0
+    for lvl, (h_l, w_l) in enumerate(shapes):
+        v = value[:, start : start + h_l * w_l].permute(0, 2, 3, 1).reshape(B * H, D, h_l, w_l)
+        start += h_l * w_l
+        sampled = F.grid_sample(v, grid[:, lvl], mode="bilinear", padding_mode="zeros", align_corners=False)
+        grad_w.append((sampled * g).sum(1))  # B*H, Q, P
+        gv, gg = torch.ops.aten.grid_sampler_2d_backward(
+            g * w[:, lvl], v, grid[:, lvl], 0, 0, False, [True, True]
+        )  # bilinear, zeros, align_corners=False
+        grad_value.append(gv.view(B, H, D, h_l * w_l).permute(0, 3, 1, 2))
+        grad_grid.append(gg)
+    grad_value = torch.cat(grad_value, dim=1)  # B, S, H, D
+    grad_loc = 2 * torch.stack(grad_grid, 1).view(B, H, L, Q, P, 2).permute(0, 3, 1, 2, 4, 5)
+    grad_attn = torch.stack(grad_w, 1).view(B, H, L, Q, P).permute(0, 3, 1, 2, 4)
+    return grad_value, grad_loc.contiguous(), grad_attn.contiguous()
