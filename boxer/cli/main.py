@@ -21,6 +21,8 @@ COMMANDS = [
     "boxer.cli.eval",
     "boxer.cli.predict",
     "boxer.cli.models",
+    "boxer.cli.cls",
+    "boxer.cli.bench",
 ]
 
 

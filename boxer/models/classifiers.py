@@ -190,3 +190,10 @@ def vit_fm(**overrides: Any) -> ImageClassifier:
 def swin_fm(**overrides: Any) -> ImageClassifier:
     """Small Swin for Fashion-MNIST: 2x2 patches, 3 stages."""
     return _create("swin_fm", last_index=2, **_fashion(overrides))
+
+
+def is_classifier(name: str) -> bool:
+    """True when the registered model `name` is one of the image classifiers of this module."""
+    from boxer.models import MODELS
+
+    return name in MODELS and MODELS.get(name).__module__ == __name__

@@ -5,7 +5,8 @@ al., "Stand-Alone Self-Attention in Vision Models", 2019; Hu et al., Local Relat
 with a learned relative position bias per head and neighbourhood offset. Keys beyond the border are
 masked (not zero-padded into the softmax), so every query sees only real neighbours. Works at any
 H, W. Deviation from SASA: a per-offset scalar bias instead of a relative embedding dotted with q.
-Keys and values are gathered with `F.unfold`, so memory grows as k^2 * C * H * W.
+Keys and values are gathered with `F.unfold`, so memory grows as k^2 * C * H * W; the k*k logits
+per query are computed with einsum (a fused SDPA call on 1-query batches is slower on CPU).
 """
 
 from __future__ import annotations
@@ -68,5 +69,7 @@ class LocalAttention(nn.Module):
         key, value = self._neighbours(key, height, width), self._neighbours(value, height, width)
         inside = F.unfold(x.new_ones(1, 1, height, width), k, padding=k // 2)[0].t() > 0  # HW, k*k
         bias = self.relative_bias[:, None, :].masked_fill(~inside, float("-inf"))  # h, HW, k*k
-        out = self.core.attend(q[..., None, :], key, value, bias[None, :, :, None, :])  # B, h, HW, 1, d
-        return tokens_to_map(self.core.output(self.core.merge_heads(out[..., 0, :])), height, width)
+        logits = torch.einsum("bnqd,bnqkd->bnqk", q * self.core.head_dim**-0.5, key) + bias  # B, h, HW, k*k
+        attn = F.dropout(logits.softmax(-1), self.core.attn_drop, self.training)
+        out = torch.einsum("bnqk,bnqkd->bnqd", attn, value)  # B, h, HW, d
+        return tokens_to_map(self.core.output(self.core.merge_heads(out)), height, width)

@@ -92,8 +92,9 @@ class MixerResNet(Backbone):
         mixers: per stage, a registered mixer name or None (3x3 conv).
         mixer_heads: heads of every mixer.
         mixer_kw: extra keywords for every mixer (e.g. window_size).
-        stem: "imagenet" (7x7/2 conv + 3x3/2 max pool) or "small" (3x3/1 conv, for 28x28).
+        stem: "imagenet" (7x7/2 conv + 3x3/2 max pool) or "small" (one 3x3 conv, for 28x28).
         stem_width: stem channels.
+        stem_stride: stride of the "small" stem's conv (1 or 2).
         in_chans: input channels.
         img_size: nominal input (H, W); sizes the mixers' position tables.
         out_indices: features to return, timm numbering (0 = stem, 1.. = stages).
@@ -113,6 +114,7 @@ class MixerResNet(Backbone):
         mixer_kw: dict[str, Any] | None = None,
         stem: str = "imagenet",
         stem_width: int = 64,
+        stem_stride: int = 1,
         in_chans: int = 3,
         img_size: int | Sequence[int] = 224,
         out_indices: Sequence[int] = (2, 3, 4),
@@ -128,13 +130,13 @@ class MixerResNet(Backbone):
         norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.conv1 = nn.Conv2d(
-            in_chans, stem_width, *((7, 2, 3) if stem == "imagenet" else (3, 1, 1)), bias=False
+            in_chans, stem_width, *((7, 2, 3) if stem == "imagenet" else (3, stem_stride, 1)), bias=False
         )
         self.bn1 = norm(stem_width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
-        stride = 4 if stem == "imagenet" else 1
-        strides_at = {0: 2 if stem == "imagenet" else 1}
+        stride = 4 if stem == "imagenet" else stem_stride
+        strides_at = {0: 2 if stem == "imagenet" else stem_stride}
         channels_at = {0: stem_width}
         in_ch, self.stage_names = stem_width, []
         for i, (n, width, s, mixer) in enumerate(zip(layers, widths, strides, mixers), start=1):

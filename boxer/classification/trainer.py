@@ -1,0 +1,211 @@
+"""The classification training loop: AdamW + warm-up/cosine, batch augmentation, bf16 autocast
+(optional), per-epoch validation, `last` / `best` checkpoints through `boxer.engine.checkpoint`,
+one metrics line per epoch, and the test split evaluated once at the end with the best-on-val
+weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from boxer.classification.augment import Augment
+from boxer.classification.config import ClassifyConfig
+from boxer.classification.data import ClassificationData, iterate_batches, num_batches, to_model_input
+from boxer.classification.metrics import evaluate
+from boxer.engine import checkpoint as ckpt
+from boxer.engine.logging import RunLogger
+
+RESULTS = "results.json"
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices/kernels only; none on norms, biases and position tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        plain = p.ndim <= 1 or name.endswith(("pos_embed", "_rel", "_abs", "bias_table", "relative_bias"))
+        (no_decay if plain else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
+    """LR multiplier per step: linear warm-up from ~0 to 1, then cosine down to `min_ratio`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+class ClassifierTrainer:
+    """Trains `model` on `data` as configured; `fit()` returns the results dict.
+
+    Args:
+        model: an image classifier with `in_chans` / `img_size` attributes.
+        data: the splits.
+        cfg: the configuration.
+        run_dir: where checkpoints, metrics.jsonl and results.json go.
+        meta: extra JSON-able fields stored in every checkpoint's config.json.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: ClassificationData,
+        cfg: ClassifyConfig,
+        run_dir: Path,
+        meta: dict[str, Any],
+    ) -> None:
+        self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
+        self.device = torch.device(cfg.device)
+        self.model.to(self.device)
+        self.in_chans = getattr(model, "in_chans", 1)
+        self.img_size = cfg.image_size or getattr(model, "img_size", None)
+        self.steps_per_epoch = num_batches(data.train, cfg.batch_size, drop_last=True)
+        total = self.steps_per_epoch * cfg.epochs
+        warmup = max(1, round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(total, warmup, cfg.min_lr_ratio)
+        )
+        self.augment = Augment(pad=cfg.translate, flip=cfg.flip, erase=cfg.erase, background=_background())
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.config_json = {"task": "classification", **cfg.to_dict(), **meta}
+        self.epoch, self.best_top1, self.train_wall, self.train_cpu = 0, -1.0, 0.0, 0.0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    # ---------------------------------------------------------------- inputs
+    def prepare(self, images: Tensor) -> Tensor:
+        return to_model_input(images, in_chans=self.in_chans, img_size=self.img_size).to(self.device)
+
+    def batches(self, split, *, train: bool = False):
+        return iterate_batches(
+            split,
+            batch_size=self.cfg.batch_size if train else max(self.cfg.batch_size, 256),
+            shuffle=train,
+            generator=self.generator if train else None,
+            drop_last=train,
+            prepare=self.prepare,
+        )
+
+    # ---------------------------------------------------------------- loop
+    def train_epoch(self, logger: RunLogger) -> float:
+        self.model.train()
+        amp = self.cfg.amp == "bf16"
+        total, count = 0.0, 0
+        logger.start_epoch(self.epoch, self.cfg.epochs, self.steps_per_epoch, 0)
+        for inputs, labels in self.batches(self.data.train, train=True):
+            inputs = self.augment(inputs, self.generator)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = self.criterion(self.model(inputs).float(), labels.to(self.device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {self.epoch + 1}: non-finite training loss")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            total, count = total + loss.item(), count + 1
+            logger.step(loss.item(), self.optimizer.param_groups[0]["lr"])
+        logger.end_epoch()
+        return total / max(count, 1)
+
+    def evaluate(self, split) -> dict[str, float]:
+        return evaluate(self.model, self.batches(split), amp=self.cfg.amp == "bf16")
+
+    def fit(self, logger: RunLogger) -> dict[str, Any]:
+        """Trains the remaining epochs, then evaluates the best checkpoint on the test split."""
+        while self.epoch < self.cfg.epochs:
+            wall, cpu = time.perf_counter(), time.process_time()
+            train_loss = self.train_epoch(logger)
+            self.train_wall += time.perf_counter() - wall
+            self.train_cpu += time.process_time() - cpu
+            val = self.evaluate(self.data.val)
+            self.epoch += 1
+            record = {
+                "epoch": self.epoch,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_top1": val["top1"],
+                "val_top5": val["top5"],
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_wall_s": self.train_wall,
+                "train_cpu_s": self.train_cpu,
+            }
+            logger.epoch_line(record)
+            logger.info(
+                f"epoch {self.epoch}/{self.cfg.epochs}: train loss {train_loss:.4f}, val top-1 "
+                f"{val['top1']:.2f}% top-5 {val['top5']:.2f}% ({self.train_wall:.0f}s training so far)"
+            )
+            self.save("last")
+            if val["top1"] > self.best_top1:
+                self.best_top1 = val["top1"]
+                self.save("best")
+        return self.finish(logger)
+
+    def finish(self, logger: RunLogger) -> dict[str, Any]:
+        best = ckpt.load_checkpoint(self.run_dir / "best", with_state=False)
+        self.model.load_state_dict(best.weights)
+        test = self.evaluate(self.data.test)
+        results = {
+            "model": self.config_json.get("model"),
+            "epochs": self.epoch,
+            "best_val_top1": self.best_top1,
+            "test_top1": test["top1"],
+            "test_top5": test["top5"],
+            "test_loss": test["loss"],
+            "test_count": test["count"],
+            "train_wall_s": self.train_wall,
+            "train_cpu_s": self.train_cpu,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "threads": torch.get_num_threads(),
+        }
+        ckpt.atomic_write_text(self.run_dir / RESULTS, json.dumps(results, indent=2) + "\n")
+        logger.info(
+            f"test (best val epoch weights): top-1 {test['top1']:.2f}% top-5 {test['top5']:.2f}% "
+            f"on {test['count']} images; training {self.train_wall:.0f}s wall, {self.train_cpu:.0f}s CPU"
+        )
+        return results
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self, name: str) -> None:
+        state = {
+            "epoch": self.epoch,
+            "iteration": self.epoch * self.steps_per_epoch,
+            "best_top1": self.best_top1,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "train_wall": self.train_wall,
+            "train_cpu": self.train_cpu,
+        }
+        ckpt.save_checkpoint(self.run_dir, name, model=self.model, state=state, config=self.config_json)
+
+    def resume(self, path: str | Path) -> None:
+        """Restores weights, optimiser, schedule, RNG and counters from a `last` checkpoint."""
+        point = ckpt.load_checkpoint(path)
+        self.model.load_state_dict(point.weights)
+        state = point.state or {}
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+        self.epoch, self.best_top1 = int(state.get("epoch", 0)), float(state.get("best_top1", -1.0))
+        self.train_wall, self.train_cpu = float(state.get("train_wall", 0)), float(state.get("train_cpu", 0))
+
+
+def _background() -> float:
+    """The normalised value of a black pixel (what padding and erasing fill with)."""
+    from boxer.classification.data import FASHION_MEAN, FASHION_STD
+
+    return -FASHION_MEAN / FASHION_STD
