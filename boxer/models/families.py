@@ -1,5 +1,5 @@
 """Imports every model family so that its `@register_model` factories run. One line per family."""
 
 # Each family module registers its variants with boxer.models.register_model when imported.
-from boxer.models import classifiers  # noqa: E402,F401  image classifiers (issue 6)
+from boxer.models import classifiers, maskrcnn  # noqa: E402,F401  classifiers, Mask R-CNN (issue 6)
 from boxer.models.boxer2d import variants  # noqa: E402,F401  BoxeR-2D (issues 4, 5)
