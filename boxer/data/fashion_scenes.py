@@ -38,8 +38,8 @@ __all__ = ["DEFAULT_TRAIN", "DEFAULT_VAL", "FORMAT_VERSION", "categories", "gene
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN = 2000
-DEFAULT_VAL = 500
+DEFAULT_TRAIN = 1600
+DEFAULT_VAL = 400
 FORMAT_VERSION = "1.0"
 _SPLITS = {"train": ("train", 1), "val": ("test", 2)}  # our split -> (Fashion-MNIST split, seed code)
 _SUPERCATEGORY = {

@@ -55,27 +55,33 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A colour gradient with low-frequency texture, optional stripes and grain: `[S, S, 3]` in [0, 1]."""
+    """A colour gradient with low-frequency texture, optional stripes and grain: `[S, S, 3]` in [0, 1].
+
+    Three scalar fields (gradient ramp, texture, stripes + grain) are mixed into RGB by one
+    `[S*S, 3] @ [3, 3]` product, which is much cheaper than broadcasting each over the channels.
+    """
     c0, c1 = rng.random(3, dtype=np.float32), rng.random(3, dtype=np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    fields = np.empty((size, size, 3), dtype=np.float32)  # ramp, texture, shade
     t = ramp[None, :] * np.float32(np.cos(angle)) + ramp[:, None] * np.float32(np.sin(angle))  # S, S
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    fields[..., 0] = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     tint = rng.random(3, dtype=np.float32) - 0.5
-    texture = _smooth_noise(rng, size, int(rng.integers(3, 9))) - 0.5  # S, S
+    fields[..., 1] = _smooth_noise(rng, size, int(rng.integers(3, 9))) - 0.5
+    shade = fields[..., 2]
     if rng.random() < 0.5:  # stripes of random period and orientation
         cycles = size / (rng.uniform(6, 24) * size / 256)
         phi = rng.uniform(0, np.pi)
         u = ramp[None, :] * np.float32(np.cos(phi) * cycles) + ramp[:, None] * np.float32(
             np.sin(phi) * cycles
         )
-        shade = np.float32(rng.uniform(0.03, 0.1)) * np.sin(np.float32(2 * np.pi) * u)
+        shade[:] = np.float32(rng.uniform(0.03, 0.1)) * np.sin(np.float32(2 * np.pi) * u)
     else:
-        shade = np.zeros((size, size), dtype=np.float32)
-    shade += rng.standard_normal((size, size), dtype=np.float32) * np.float32(rng.uniform(0.002, 0.008))
-    img = c0 + (c1 - c0) * t[..., None] + np.float32(0.35) * texture[..., None] * tint  # S, S, 3
-    img += shade[..., None]  # stripes and monochrome film grain
-    return img
+        shade[:] = 0.0
+    grain = np.float32(rng.uniform(0.004, 0.014))  # uniform monochrome film grain, std ~ 0.3 * grain
+    shade += (rng.random((size, size), dtype=np.float32) - np.float32(0.5)) * grain
+    mix = np.stack([c1 - c0, np.float32(0.35) * tint, np.ones(3, dtype=np.float32)])  # 3 fields -> RGB
+    return (fields.reshape(-1, 3) @ mix).reshape(size, size, 3) + c0
 
 
 def _item_mask_and_shade(item: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
