@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     data_sub = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
     gen = data_sub.add_parser("fashion-scenes", help="write the FashionScenes benchmark (COCO format)")
-    gen.add_argument("--out", required=True, help="dataset folder to create (must not exist or be empty)")
+    gen.add_argument("--out", required=True, help="dataset folder (new, empty, or a previous FashionScenes)")
     gen.add_argument(
         "--train", type=int, default=DEFAULT_TRAIN, help=f"train scenes (default {DEFAULT_TRAIN})"
     )
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     gen.add_argument("--fashion-root", default=None, help="folder with the Fashion-MNIST IDX files")
     gen.add_argument("--workers", type=int, default=None, help="render processes (default: up to 4)")
-    gen.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    gen.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder of other content")
     gen.set_defaults(func=run_fashion_scenes)
 
     check = data_sub.add_parser("check", help="check a COCO JSON and its images (exit 1 on errors)")

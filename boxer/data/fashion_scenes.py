@@ -134,6 +134,17 @@ def _coco_json(split: str, n: int, anns_per_image: list[list[dict]], cfg: SceneC
     }
 
 
+def is_fashion_scenes(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a FashionScenes dataset written by this generator."""
+    for split in _SPLITS:
+        path = Path(folder) / "annotations" / f"instances_{split}.json"
+        if path.is_file():
+            with open(path, encoding="utf-8") as f:
+                head = f.read(200)
+            return '"description":"FashionScenes' in head
+    return False
+
+
 def _check_args(train: int, val: int, size: int, max_objects: int, seed: int) -> None:
     if train < 0 or val < 0 or train + val == 0:
         raise BoxerError(f"--train/--val: need non-negative counts, not both 0 (got {train}, {val})")
@@ -168,13 +179,17 @@ def generate_fashion_scenes(
         seed: the output is a pure function of the seed and the other arguments.
         fashion_root: folder of the Fashion-MNIST IDX files (else the default search order).
         workers: processes used to render (default: up to 4, one per CPU); does not change the output.
-        overwrite: replace an existing `out`.
+        overwrite: replace an existing `out` that is not empty. A previous FashionScenes output is
+            always replaced (regenerating is harmless); any other content needs `overwrite`.
 
     Returns:
         the annotation file of each split that was written, by split name.
     """
     _check_args(train, val, size, max_objects, seed)
     cfg = SceneConfig(size=size, max_objects=max_objects)
+    if not overwrite and is_fashion_scenes(out):
+        log.info("replacing the FashionScenes dataset in %s", out)
+        overwrite = True
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     counts = {"train": train, "val": val}
     written = {}

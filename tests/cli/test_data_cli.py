@@ -27,9 +27,14 @@ def test_generate_then_check_then_summary(tmp_path, fashion_root, capsys):
     assert "OK: 0 errors" in capsys.readouterr().out
     assert main(["data", "summary", "--annotations", str(ann)]) == 0
     assert "2 images" in capsys.readouterr().out
-    # the same folder again: refused with a one-line error, exit 1
-    assert main([*argv, "--fashion-root", str(fashion_root)]) == 1
-    assert "--overwrite" in capsys.readouterr().err
+    # a previous FashionScenes output is replaced; a folder of other content is refused, exit 1
+    assert main([*argv, "--seed", "2", "--fashion-root", str(fashion_root), "--workers", "1"]) == 0
+    assert json.loads(ann.read_text())["info"]["seed"] == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main([*argv[:3], str(other), "--fashion-root", str(fashion_root)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and (other / "notes.txt").exists()
 
 
 def test_check_names_the_bad_annotation(tmp_path, fashion_scenes_tiny, capsys):
