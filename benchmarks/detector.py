@@ -299,9 +299,8 @@ def ratios(results: list[dict]) -> list[dict]:
 
 
 def print_table(results: list[dict], rats: list[dict]) -> None:
-    print(
-        f"\n{'contender':<24}{'size':<10}{'phase':<7}{'alloc':<8}{'median s':>10}{'peak RSS MB':>13}{'rise MB':>10}"
-    )
+    head = f"{'contender':<24}{'size':<10}{'phase':<7}{'alloc':<8}"
+    print(f"\n{head}{'median s':>10}{'peak RSS MB':>13}{'rise MB':>10}")
     for r in sorted(results, key=lambda r: (r["size"], r["phase"], r["contender"], r["allocator"])):
         if "error" in r:
             print(
