@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/coco_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),  # the CPU may be shared
         "python": platform.python_version(),
         "rows": rows,
     }

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     gen.add_argument("--fashion-root", default=None, help="folder with the Fashion-MNIST IDX files")
     gen.add_argument("--workers", type=int, default=None, help="render processes (default: up to 4)")
-    gen.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder of other content")
+    gen.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out folder of other content"
+    )
     gen.set_defaults(func=run_fashion_scenes)
 
     check = data_sub.add_parser("check", help="check a COCO JSON and its images (exit 1 on errors)")

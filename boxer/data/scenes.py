@@ -108,7 +108,7 @@ def _plan_item(rng, item: np.ndarray, cfg: SceneConfig) -> tuple[np.ndarray, np.
     fill = max(float((item > _MASK_LEVEL).mean()), 0.05)
     lo, hi = SIZE_BUCKETS[["small", "medium", "large"][rng.choice(3, p=cfg.bucket_probs)]]
     scale = (cfg.size / 256.0) ** 2
-    area = float(np.exp(rng.uniform(np.log(lo * scale), np.log(hi * scale))))
+    area = max(float(np.exp(rng.uniform(np.log(lo * scale), np.log(hi * scale)))), 48.0)  # >= 48 px at any S
     aspect = float(np.exp(rng.uniform(-0.2, 0.2)))
     side = np.sqrt(area / fill)
     h = int(np.clip(round(side * aspect), 4, 0.95 * cfg.size))

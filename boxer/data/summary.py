@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boxer.data.coco_json import load_coco_json
+from boxer.errors import BoxerError
 
 __all__ = ["SIZE_RANGES", "DatasetSummary", "format_summary", "size_range", "summarize_coco"]
 
@@ -58,6 +59,16 @@ def summarize_coco(ann: str | os.PathLike | dict[str, Any], *, name: str | None 
     """Counts instances per class and size range of a COCO annotation file (or its parsed dict)."""
     data = ann if isinstance(ann, dict) else load_coco_json(ann)
     summary = DatasetSummary(name=name or (str(ann) if not isinstance(ann, dict) else "annotations"))
+    try:
+        _count(data, summary)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        raise BoxerError(
+            f"{summary.name}: malformed COCO annotations ({type(err).__name__}: {err}); run `boxer data check`"
+        ) from None
+    return summary
+
+
+def _count(data: dict[str, Any], summary: DatasetSummary) -> None:
     cats = {c.get("id"): str(c.get("name", c.get("id"))) for c in data.get("categories", [])}
     summary.per_class = {n: dict.fromkeys(SIZE_RANGES, 0) for n in cats.values()}
     images = data.get("images", [])
@@ -74,7 +85,6 @@ def summarize_coco(ann: str | os.PathLike | dict[str, Any], *, name: str | None 
         summary.per_class.setdefault(name_, dict.fromkeys(SIZE_RANGES, 0))[size_range(float(area))] += 1
         summary.num_instances += 1
     summary.images_without_annotations = sum(1 for im in images if im.get("id") not in seen)
-    return summary
 
 
 def format_summary(summary: DatasetSummary) -> str:

@@ -73,3 +73,11 @@ def test_console_script_exit_codes(tmp_path, fashion_scenes_tiny):
                          capture_output=True, text=True, env=env)  # fmt: skip
     assert bad.returncode == 1
     assert f"{images / '000004.png'}: image id 4: image file is missing" in bad.stdout
+
+
+def test_summary_of_malformed_annotations_is_one_line(tmp_path, capsys):
+    ann = tmp_path / "odd.json"
+    ann.write_text(json.dumps({"images": [], "categories": [], "annotations": [{"area": "big"}]}))
+    assert main(["data", "summary", "--annotations", str(ann)]) == 1
+    err = capsys.readouterr().err
+    assert "malformed COCO annotations" in err and "boxer data check" in err and len(err.splitlines()) == 1
