@@ -63,7 +63,8 @@ def summarize_coco(ann: str | os.PathLike | dict[str, Any], *, name: str | None 
         _count(data, summary)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
         raise BoxerError(
-            f"{summary.name}: malformed COCO annotations ({type(err).__name__}: {err}); run `boxer data check`"
+            f"{summary.name}: malformed COCO annotations ({type(err).__name__}: {err}); "
+            "run `boxer data check`"
         ) from None
     return summary
 
