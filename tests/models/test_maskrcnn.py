@@ -1,0 +1,122 @@
+"""Mask R-CNN behind the detector protocol, on tiny inputs and a tiny BoT backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import boxer
+
+TINY = {
+    "num_classes": 3,
+    "backbone": "bot50",
+    "backbone_kwargs": {"layers": (1, 1, 1, 1), "widths": (8, 8, 8, 16), "stem_width": 8, "img_size": 64},
+    "fpn_channels": 16,
+    "representation_size": 32,
+    "mask_layers": (16,),
+    "rpn_pre_nms_top_n_train": 50,
+    "rpn_post_nms_top_n_train": 20,
+    "rpn_pre_nms_top_n_test": 50,
+    "rpn_post_nms_top_n_test": 20,
+    "box_batch_size_per_image": 16,
+    "box_score_thresh": 0.0,
+}
+
+
+def _batch():
+    """Two images padded to 64x80; the second is 50x60 before padding and was downscaled by 2."""
+    images = torch.randn(2, 3, 64, 80)
+    pad = torch.zeros(2, 64, 80, dtype=torch.bool)
+    pad[1, 50:], pad[1, :, 60:] = True, True
+    masks = torch.zeros(2, 64, 80, dtype=torch.uint8)
+    masks[0, 10:30, 10:40] = 1
+    masks[1, 5:20, 5:20] = 1
+    targets = [
+        {
+            "boxes": torch.tensor([[10.0, 10, 40, 30], [5, 40, 30, 60]]),
+            "labels": torch.tensor([0, 2]),
+            "masks": masks,
+            "image_id": 1,
+            "size": torch.tensor([64, 80]),
+            "orig_size": torch.tensor([64, 80]),
+        },
+        {
+            "boxes": torch.tensor([[5.0, 5, 20, 20]]),
+            "labels": torch.tensor([1]),
+            "masks": masks[1:],
+            "image_id": 2,
+            "size": torch.tensor([50, 60]),
+            "orig_size": torch.tensor([100, 120]),
+        },
+    ]
+    return images, pad, targets
+
+
+def test_registered_variants() -> None:
+    assert {"maskrcnn", "maskrcnn_bot50", "maskrcnn_r50"} <= set(boxer.list_models("maskrcnn*"))
+
+
+def test_training_losses() -> None:
+    torch.manual_seed(0)
+    model = boxer.create_model("maskrcnn", **TINY).train()
+    assert model.num_classes == 3 and model.with_masks
+    losses = model(*_batch())
+    expected = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg", "loss"}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    torch.testing.assert_close(losses["loss"], sum(v for k, v in losses.items() if k != "loss"))
+    losses["loss"].backward()
+    assert model.detector.backbone.body.layer4[0].conv2[0].core.qkv.weight.grad is not None
+
+
+def test_loss_weights_scale_terms() -> None:
+    torch.manual_seed(0)
+    a = boxer.create_model("maskrcnn", **TINY).train()
+    b = boxer.create_model("maskrcnn", **TINY, loss_weights={"loss_mask": 2.0}).train()
+    b.load_state_dict(a.state_dict())
+    torch.manual_seed(1)
+    la = a(*_batch())
+    torch.manual_seed(1)
+    lb = b(*_batch())
+    torch.testing.assert_close(lb["loss_mask"], 2 * la["loss_mask"])
+
+
+def test_predict_contract() -> None:
+    torch.manual_seed(0)
+    model = boxer.create_model("maskrcnn", **TINY).eval()
+    images, pad, targets = _batch()
+    preds = model.predict(images, pad, targets)
+    assert len(preds) == 2
+    for pred, (h0, w0) in zip(preds, [(64, 80), (100, 120)]):
+        k = pred["boxes"].shape[0]
+        assert pred["boxes"].shape == (k, 4) and pred["scores"].shape == (k,) and pred["labels"].shape == (k,)
+        assert pred["masks"].shape == (k, h0, w0) and pred["masks"].dtype == torch.bool
+        if k:
+            assert 0 <= int(pred["labels"].min()) and int(pred["labels"].max()) < 3
+            assert (
+                float(pred["boxes"][:, 2].max()) <= w0 + 1e-3
+                and float(pred["boxes"][:, 3].max()) <= h0 + 1e-3
+            )
+    assert preds[1]["boxes"].shape[0] > 0
+    # boxes of image 2 live in its original 100x120 frame: twice the 50x60 network frame
+    assert float(preds[1]["boxes"][:, 2:].max()) > 60
+
+
+def test_forward_needs_training_mode() -> None:
+    model = boxer.create_model("maskrcnn", **TINY).eval()
+    with pytest.raises(ValueError, match="predict"):
+        model(*_batch())
+
+
+def test_empty_targets_train() -> None:
+    torch.manual_seed(0)
+    model = boxer.create_model("maskrcnn", **TINY).train()
+    images, pad, targets = _batch()
+    targets[1] = {
+        **targets[1],
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.long),
+        "masks": torch.zeros(0, 64, 80, dtype=torch.uint8),
+    }
+    losses = model(images, pad, targets)
+    assert torch.isfinite(losses["loss"])
