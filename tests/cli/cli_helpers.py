@@ -1,10 +1,8 @@
-"""Shared pieces of the train / eval / predict CLI tests: a tiny model setting and trained runs."""
+"""Shared pieces of the train / eval / predict CLI tests: a tiny model setting and a CLI runner."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from boxer.cli.main import main
 
@@ -39,19 +37,3 @@ def train_tiny(data: Path, out: Path, model: str = "boxer2d_r18_lite", extra: li
             *(extra or []),
         ]
     )
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, fashion_scenes_tiny) -> Path:
-    """A 1-epoch boxes-only run on the tiny FashionScenes (with evaluation)."""
-    out = tmp_path_factory.mktemp("runs") / "boxes"
-    assert train_tiny(fashion_scenes_tiny, out) == 0
-    return out
-
-
-@pytest.fixture(scope="session")
-def trained_mask_run(tmp_path_factory, fashion_scenes_tiny) -> Path:
-    """A 1-epoch instance-segmentation run on the tiny FashionScenes."""
-    out = tmp_path_factory.mktemp("runs") / "masks"
-    assert train_tiny(fashion_scenes_tiny, out, model="boxer2d_r18_lite_mask") == 0
-    return out

@@ -1,11 +1,10 @@
 """`boxer eval`: the COCO tables for box and mask models; refusal without trained weights."""
-# ruff: noqa: F811 (pytest fixtures imported from cli_helpers)
 
 from __future__ import annotations
 
 import shutil
 
-from cli_helpers import run_cli, trained_mask_run, trained_run  # noqa: F401 (fixtures)
+from cli_helpers import run_cli
 
 
 def _tables(out: str) -> dict[str, list[str]]:

@@ -1,12 +1,11 @@
 """`boxer predict`: annotated PNGs and a results JSON that pycocotools loads (RLE masks too)."""
-# ruff: noqa: F811 (pytest fixtures imported from cli_helpers)
 
 from __future__ import annotations
 
 import json
 import shutil
 
-from cli_helpers import run_cli, trained_mask_run, trained_run  # noqa: F401 (fixtures)
+from cli_helpers import run_cli
 from PIL import Image
 from pycocotools.coco import COCO
 

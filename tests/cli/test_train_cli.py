@@ -1,5 +1,4 @@
 """`boxer train`: end to end on a tiny FashionScenes, resume, --init, and user errors without tracebacks."""
-# ruff: noqa: F811 (pytest fixtures imported from cli_helpers)
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from cli_helpers import TINY, run_cli, trained_run  # noqa: F401 (fixture)
+from cli_helpers import TINY, run_cli
 
 from boxer.cli.main import build_parser
 from boxer.engine.checkpoint import load_checkpoint
