@@ -129,6 +129,8 @@ def _corner_dots(geo: Geometry, table: Tensor, g: Tensor, sum_points: bool) -> T
     nb, K = cols.shape
     crow = torch.arange(0, nb * K + 1, K, device=cols.device, dtype=cols.dtype)
     zeros = table.new_zeros(nb * K)
+    if K > table.shape[0]:  # sampled_addmm needs nnz <= rows x columns; extra zero rows are never read
+        table = F.pad(table, (0, 0, 0, K - table.shape[0]))
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
         pattern = torch.sparse_csr_tensor(crow, cols.reshape(-1), zeros, size=(nb, table.shape[0]))
