@@ -40,7 +40,8 @@ for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
     inst = {}
     for backend in ("reference", "triton"):
         out, feats = instance_attention(inputs[0], ss, inputs[1][:, :1], logits, grid_size=2, backend=backend)
-        inst[backend] = [out, feats, *torch.autograd.grad(out.sum() + feats.square().sum(), [inputs[0], logits])]
+        loss = out.sum() + feats.square().sum()
+        inst[backend] = [out, feats, *torch.autograd.grad(loss, [inputs[0], logits])]
     for name, a, b in zip(("out", "feats", "value", "logits"), inst["triton"], inst["reference"]):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=lambda m: f"instance {dtype} {name}: {m}")
 print("TRITON-INTERPRETER-PARITY-OK")
