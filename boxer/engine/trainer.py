@@ -203,7 +203,7 @@ class Trainer:
             if stop_at is not None and st.iteration >= stop_at:
                 self.logger.end_epoch()
                 return True
-            if self._out_of_time(start):
+            if cfg.max_minutes and any_true(self._out_of_time(start), self.info.device):
                 self.logger.info(f"max_minutes={cfg.max_minutes} reached: evaluating and stopping")
                 self.epochs = st.epoch + 1
                 break

@@ -113,3 +113,10 @@ def test_resume_refuses_a_weights_only_checkpoint(tmp_path):
     (t.run_dir / "last" / "state.pt").unlink()
     with pytest.raises(BoxerError, match="no training state"):
         make_trainer(tmp_path / "b").resume(tmp_path / "a" / "last")
+
+
+def test_max_minutes_stops_early_then_evaluates(tmp_path):
+    t = make_trainer(tmp_path, epochs=5, max_minutes=1e-9, evaluate_fn=lambda model: {"bbox/AP": 0.5})
+    record = t.fit()
+    assert t.state.iteration == 1 and record["epoch"] == 1 and record["bbox/AP"] == 0.5
+    assert load_checkpoint(tmp_path / "best").state["iteration"] == 1
