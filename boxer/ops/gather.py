@@ -11,9 +11,9 @@ Same maths as `reference.py` (bilinear, zero padding, align_corners=False), orga
 * Forward: one `embedding_bag` (fused gather + weighted sum; nothing materialised) per call.
 * Backward (hand-written): the dot products g . V(corner) come from one sampled dense-dense
   product (`torch.sparse.sampled_addmm`) on the corner pattern; the location and weight gradients
-  follow by the chain rule through the bilinear corner weights; the value gradient groups the
-  points by their top-left pixel (one sort) and sums g with the corner weights by `embedding_bag`
-  into a "quad" table (the 4 corners of each pixel), folded back with 4 shifted adds.
+  follow by the chain rule through the bilinear corner weights; the value gradient sorts the
+  points once by their top-left row and sums g x corner weight per table row with one
+  `embedding_bag` per corner (no scatter, no atomics, nothing of size points x D materialised).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Geometry:
     Attributes:
         rows: Tensor[N, L, 4, P] (N = B*Q*H) of padded-table rows of the corners
             (x0y0, x1y0, x0y1, x1y1); int32 when the table allows.
-        weights: Tensor[N, L, 4, P], attn x bilinear weight (0 for points off the map).
+        weights: Tensor[N, L, 4, P], attn x bilinear weight (0 for corners off the map).
         levels: per level (fx, fy, inside, a) on [N, P]: fractions, touches-the-map mask, masked attn.
     """
 
@@ -57,6 +57,7 @@ class Geometry:
         self.rows = torch.empty(N, L, 4, P, device=loc.device, dtype=itype)
         self.weights = torch.empty(N, L, 4, P, device=loc.device, dtype=loc.dtype)
         self.levels = []
+        self.steps = torch.tensor([[0, 1, w + 2, w + 3] for _, w in shapes], device=loc.device) * H  # L, 4
         start = 0
         for lvl, (hl, wl) in enumerate(shapes):
             X, Y = loc_t[0, lvl] * wl - 0.5, loc_t[1, lvl] * hl - 0.5  # N, P pixel coords
@@ -69,12 +70,13 @@ class Geometry:
             for c, step in enumerate((0, H, (wl + 2) * H, (wl + 3) * H)):
                 torch.add(top_left, step, out=self.rows[:, lvl, c])
             a = attn_t[lvl] * inside
-            ay1 = a * fy
-            ay0 = a - ay1
-            torch.mul(ay0, 1 - fx, out=self.weights[:, lvl, 0])
-            torch.mul(ay0, fx, out=self.weights[:, lvl, 1])
-            torch.mul(ay1, 1 - fx, out=self.weights[:, lvl, 2])
-            torch.mul(ay1, fx, out=self.weights[:, lvl, 3])
+            # bilinear factors, zero for corners in the padding ring (so the value gradient may skip it)
+            wx0, wx1 = (1 - fx) * (x0 >= 0), fx * (x0 < wl - 1)
+            ay0, ay1 = a * ((1 - fy) * (y0 >= 0)), a * (fy * (y0 < hl - 1))
+            torch.mul(ay0, wx0, out=self.weights[:, lvl, 0])
+            torch.mul(ay0, wx1, out=self.weights[:, lvl, 1])
+            torch.mul(ay1, wx0, out=self.weights[:, lvl, 2])
+            torch.mul(ay1, wx1, out=self.weights[:, lvl, 3])
             self.levels.append((fx, fy, inside, a))
             start += padded[lvl]
 
@@ -109,17 +111,16 @@ def gather_forward(value: Tensor, shapes: Shapes, loc: Tensor, attn: Tensor, sum
     return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum").view(out_shape)
 
 
-def fold_quads(quads: Tensor, shapes: Shapes, B: int, H: int) -> Tensor:
-    """Tensor[R, 4, D] of per-top-left-pixel corner gradients -> Tensor[B, S, H, D] (unpadded)."""
-    D = quads.shape[-1]
-    maps = quads.view(B, -1, H, 4, D).split([(h + 2) * (w + 2) for h, w in shapes], dim=1)
-    out = []
-    for q, (h, w) in zip(maps, shapes):
-        q = q.view(B, h + 2, w + 2, H, 4, D)
-        # corner (dy, dx) of top-left pixel (y, x) is pixel (y + dy, x + dx); keep pixels 1..h, 1..w
-        g = q[:, 1:-1, 1:-1, :, 0] + q[:, 1:-1, :-2, :, 1] + q[:, :-2, 1:-1, :, 2] + q[:, :-2, :-2, :, 3]
-        out.append(g.reshape(B, h * w, H, D))
-    return torch.cat(out, dim=1)
+def padded_rows(shapes: Shapes, B: int, H: int, device: torch.device) -> Tensor:
+    """Padded-table row of every unpadded value row (b, s, h): LongTensor[B * S * H]."""
+    toks, start = [], 0
+    for h, w in shapes:
+        y, x = torch.meshgrid(torch.arange(1, h + 1), torch.arange(1, w + 1), indexing="ij")
+        toks.append((start + y * (w + 2) + x).flatten())
+        start += (h + 2) * (w + 2)
+    tok = torch.cat(toks).to(device)  # S
+    b = torch.arange(B, device=device)[:, None, None] * start
+    return ((b + tok[None, :, None]) * H + torch.arange(H, device=device)).flatten()
 
 
 def _corner_dots(geo: Geometry, table: Tensor, g: Tensor, sum_points: bool) -> Tensor:
@@ -140,28 +141,34 @@ def _corner_dots(geo: Geometry, table: Tensor, g: Tensor, sum_points: bool) -> T
     return dots.view(N, P, L, 4).permute(0, 2, 3, 1)
 
 
-def _value_grad(geo: Geometry, g: Tensor, sum_points: bool, D: int) -> Tensor:
-    """Scatter of weight x g into the corners, as segment sums over points sorted by top-left pixel."""
+def _value_grad(geo: Geometry, g: Tensor, sum_points: bool) -> Tensor:
+    """Scatter of corner weight x g into the value rows, as sorted segment sums (`embedding_bag`).
+
+    The points are sorted once by their top-left row; for every corner c the rows
+    top-left + step_c(level) are then sorted too (the step keeps a row inside its own level and
+    batch block), so each corner is one `embedding_bag` over g with bags = table rows.
+    """
     N, L, _, P = geo.rows.shape
-    keys = geo.rows[:, :, 0].reshape(-1).long()  # top-left row of point (n, l, p)
-    order = torch.argsort(keys)
-    counts = torch.bincount(keys, minlength=geo.table_rows)
-    offsets = counts.cumsum(0) - counts
+    top_left = geo.rows[:, :, 0].reshape(-1)  # point (n, l, p)
+    order = torch.argsort(top_left)
     n, lp = order.div(L * P, rounding_mode="floor"), order.remainder(L * P)
-    p = lp.remainder(P)
+    lvl, p = lp.div(P, rounding_mode="floor"), lp.remainder(P)
     g_row = n if sum_points else n * P + p
-    w_pos = n * (L * 4 * P) + lp.div(P, rounding_mode="floor") * (4 * P) + p
+    w_pos = n * (L * 4 * P) + lvl * (4 * P) + p  # flat index of corner 0 in geo.weights
+    rows = top_left.index_select(0, order).long()
+    steps = geo.steps.index_select(0, lvl)  # points, 4
     w_flat = geo.weights.view(-1)
-    quads = torch.stack(
-        [
-            F.embedding_bag(
-                g_row, g, offsets, per_sample_weights=w_flat.index_select(0, w_pos + c * P), mode="sum"
-            )
-            for c in range(4)
-        ],
-        dim=1,
-    )  # R, 4, D
-    return fold_quads(quads, geo.shapes, geo.B, geo.H)
+    # bags = unpadded rows; a corner in the padding ring has weight 0, so it may join any bag
+    first_entry = padded_rows(geo.shapes, geo.B, geo.H, rows.device)
+    grad = None
+    for c in range(4):
+        counts = torch.bincount(rows + steps[:, c], minlength=geo.table_rows)
+        offsets = (counts.cumsum(0) - counts).index_select(0, first_entry)
+        offsets[0] = 0
+        w_c = w_flat.index_select(0, w_pos + c * P)
+        part = F.embedding_bag(g_row, g, offsets, per_sample_weights=w_c, mode="sum")  # B*S*H, D
+        grad = part if grad is None else grad.add_(part)
+    return grad
 
 
 def _chain(geo: Geometry, dots: Tensor, loc: Tensor, attn: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,5 +199,5 @@ def gather_backward(
     geo = Geometry(loc, attn, shapes)
     g = grad.reshape(-1, D).to(value.dtype).contiguous()  # one row per bag
     dots = _corner_dots(geo, padded_table(value, shapes), g, sum_points)
-    grad_value = _value_grad(geo, g, sum_points, D)
+    grad_value = _value_grad(geo, g, sum_points).view(value.shape)
     return grad_value, *_chain(geo, dots, loc, attn)
