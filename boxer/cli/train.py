@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(run_dir: str, record: dict, seconds: float) -> None:
-    if not record:
+    if not record or os.environ.get("RANK", "0") != "0":  # once, from the main process
         return
     ap = {k: v for k, v in record.items() if k.endswith("/AP") or k.endswith("/AP50")}
     scores = ", ".join(f"{k} {v:.3f}" for k, v in ap.items()) or "no evaluation"

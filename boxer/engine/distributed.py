@@ -62,10 +62,12 @@ def init_distributed(preference: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=device)
 
 
-def cleanup() -> None:
-    """Leaves the process group once every process got here (gloo aborts on a one-sided teardown)."""
+def cleanup(*, failed: bool = False) -> None:
+    """Leaves the process group: after a barrier when all went well (gloo aborts on a one-sided
+    teardown), at once after a failure (the other processes may never reach the barrier)."""
     if dist.is_initialized():
-        dist.barrier()
+        if not failed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -105,9 +105,12 @@ def train(cfg: TrainConfig, *, resume: str | None = None) -> dict[str, Any]:
         barrier()
         if resume:
             trainer.resume(resume)
-        return trainer.fit()
-    finally:
-        cleanup()
+        record = trainer.fit()
+    except BaseException:
+        cleanup(failed=True)
+        raise
+    cleanup()
+    return record
 
 
 def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> None:
@@ -178,12 +181,15 @@ def evaluate_checkpoint(
                 f"{chosen.ann_file}: categories {dataset.cat_ids} differ from "
                 f"the checkpoint's {config['cat_ids']}"
             )
-        return evaluate_detector(
+        metrics = evaluate_detector(
             model, dataset, info=info, collate_fn=collate_detection, batch_size=batch_size,
             workers=workers, amp=cfg.amp, results_path=results,
         )  # fmt: skip
-    finally:
-        cleanup()
+    except BaseException:
+        cleanup(failed=True)
+        raise
+    cleanup()
+    return metrics
 
 
 def predict_images(
