@@ -118,3 +118,28 @@ def test_every_flag_is_documented(command):
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
     for action in sub._actions:
         assert action.help, f"boxer {command} {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_cpu_processes(fashion_scenes_tiny, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "boxer.cli.main",
+    ]
+    argv = ["train", "--data", fashion_scenes_tiny, "--epochs", "2", "--out", run, *TINY]
+    done = subprocess.run([*launcher, *map(str, argv)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cpu x 2" in done.stdout and done.stdout.count("done in") == 1
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2] and lines[-1][
+        "iteration"
+    ] == 4  # 8 images / (2 x 2) per step
