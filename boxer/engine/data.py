@@ -32,12 +32,16 @@ def _layout(root: Path, split: str) -> Split:
 
 
 def resolve_split(
-    data: str, split: str, *, images: str = "", ann_file: str = "", field_prefix: str | None = None
+    data: str, split: str, *, images: str = "", ann_file: str = "", overrides: tuple[str, str] | None = None
 ) -> Split:
-    """The folder and JSON of `split`, from `data` (COCO layout) and explicit overrides."""
-    prefix = field_prefix or split
+    """The folder and JSON of `split`, from `data` (COCO layout) and explicit overrides.
+
+    `overrides` names the user's settings for the two paths, for the messages (default
+    `<split>_images` / `<split>_ann`, the config keys).
+    """
+    set_images, set_ann = overrides or (f"{split}_images", f"{split}_ann")
     if not data and not (images and ann_file):
-        raise BoxerError(f"--data: give a COCO-layout folder, or both {prefix}_images and {prefix}_ann")
+        raise BoxerError(f"--data: give a COCO-layout folder, or both {set_images} and {set_ann}")
     root = Path(data) if data else None
     if root is not None and not root.is_dir():
         raise BoxerError(f"--data: {root} is not a directory")
@@ -46,11 +50,9 @@ def resolve_split(
         split, Path(images) if images else found.images, Path(ann_file) if ann_file else found.ann_file
     )
     if not found.ann_file.is_file():
-        raise BoxerError(
-            f"{found.ann_file}: {split} annotation file not found (set {prefix}_ann to override)"
-        )
+        raise BoxerError(f"{found.ann_file}: {split} annotation file not found (set {set_ann} to override)")
     if not found.images.is_dir():
-        raise BoxerError(f"{found.images}: {split} image folder not found (set {prefix}_images to override)")
+        raise BoxerError(f"{found.images}: {split} image folder not found (set {set_images} to override)")
     return found
 
 

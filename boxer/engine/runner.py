@@ -171,7 +171,7 @@ def evaluate_checkpoint(
     try:
         model, config = load_detector(path, info.device)
         cfg = TrainConfig.from_dict(config, strict=False)
-        chosen = resolve_split(data, split, images=images, ann_file=ann_file, field_prefix="--")
+        chosen = resolve_split(data, split, images=images, ann_file=ann_file, overrides=("--images", "--ann"))
         _on_main(info, lambda: check_split(chosen))
         dataset = coco_dataset(
             chosen, train=False, image_size=cfg.image_size, max_size=cfg.max_size, with_masks=model.with_masks
