@@ -193,7 +193,7 @@ class Trainer:
             for key, value in losses.items():
                 st.epoch_sums[key] = st.epoch_sums.get(key, 0.0) + value
             st.epoch_count += 1
-            lr = self.optimizer.param_groups[-1]["lr"]
+            lr = max(g["lr"] for g in self.optimizer.param_groups)
             self.logger.step(losses["loss"], lr)
             if st.iteration % cfg.log_every == 0:
                 self.logger.scalars({**losses, "lr": lr}, st.iteration, prefix="train/")
@@ -269,7 +269,7 @@ class Trainer:
         done = st.epoch + 1
         record: dict[str, Any] = {"epoch": done, "iteration": st.iteration}
         record.update({f"train/{k}": v / max(st.epoch_count, 1) for k, v in st.epoch_sums.items()})
-        record["lr"] = self.optimizer.param_groups[-1]["lr"]
+        record["lr"] = max(g["lr"] for g in self.optimizer.param_groups)
         seconds = getattr(self, "epoch_seconds", float("nan"))
         record["epoch_seconds"] = round(seconds, 2) if math.isfinite(seconds) else None
         record["max_rss_mb"] = round(max_rss_mb(), 1)
