@@ -5,6 +5,8 @@ Measures, in one run and under the same allocator setting for every contender:
 - inference latency at batch 1 (model in eval mode, post-processing included: top-100 for the DETR
   family, torchvision's own post-processing and NMS for the R-CNNs);
 - training step time at batch 2 (forward with losses, backward, AdamW step);
+- the process CPU time of the same steps (with `--threads 1`, the figure least disturbed by other
+  jobs on a shared machine);
 - peak resident memory of each phase (CPU: `ru_maxrss` of a fresh subprocess per phase, and the
   rise above the memory held after building the model; GPU: `torch.cuda.max_memory_allocated`).
 
@@ -33,6 +35,7 @@ from its parts (`resnet50(norm_layer=FrozenBatchNorm2d)` + `_resnet_fpn_extracto
 
     .venv/bin/python benchmarks/detector.py                      # everything (long on a 2-core CPU)
     .venv/bin/python benchmarks/detector.py --sizes 512x512 --contenders boxer2d_r50,deformable_detr
+    .venv/bin/python benchmarks/detector.py --threads 1 --rounds 2   # on a machine shared with other jobs
 """
 
 from __future__ import annotations
@@ -186,10 +189,14 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure(name: str, h: int, w: int, phase: str, repeats: int, warmup: int, device: str) -> dict:
+def measure(
+    name: str, h: int, w: int, phase: str, repeats: int, warmup: int, device: str, threads: int = 0
+) -> dict:
     """Times `phase` ("infer" at batch 1, "train" at batch 2) of one contender; returns a record."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
     c = build(name, h, w)
@@ -214,15 +221,16 @@ def measure(name: str, h: int, w: int, phase: str, repeats: int, warmup: int, de
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu = [], []
     with torch.inference_mode(phase == "infer"):
         for i in range(warmup + repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rec = {
         "contender": name,
@@ -232,6 +240,7 @@ def measure(name: str, h: int, w: int, phase: str, repeats: int, warmup: int, de
         "params_m": round(params, 2),
         "median_s": statistics.median(times),
         "times_s": [round(t, 4) for t in times],
+        "cpu_times_s": [round(t, 4) for t in cpu],
         "peak_rss_mb": round(peak, 1),
         "rss_rise_mb": round(peak - base, 1),
         "threads": torch.get_num_threads(),
@@ -252,6 +261,7 @@ def run_one(name: str, size: str, phase: str, allocator: str, args) -> dict:
         env.update(TUNED)
     cmd = [sys.executable, __file__, "--worker", name, "--sizes", size, "--phase", phase]
     cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", args.device]
+    cmd += ["--threads", str(args.threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
@@ -291,6 +301,8 @@ def merge(recs: list[dict]) -> dict:
     times = [t for r in ok for t in r["times_s"]]
     out = {**ok[0], "times_s": times, "rounds": len(ok)}
     out.update(median_s=statistics.median(times), best_s=min(times))
+    cpu = [t for r in ok for t in r["cpu_times_s"]]
+    out.update(cpu_times_s=cpu, best_cpu_s=min(cpu))
     for key in ("peak_rss_mb", "rss_rise_mb", "peak_cuda_mb"):
         if key in ok[0]:
             out[key] = max(r[key] for r in ok)
@@ -317,6 +329,7 @@ def ratios(results: list[dict]) -> list[dict]:
                 "ours": ours, "anchor": anchor, "size": size, "phase": phase, "allocator": alloc,
                 "time_ratio": round(rec["best_s"] / other["best_s"], 3),
                 "median_time_ratio": round(rec["median_s"] / other["median_s"], 3),
+                "cpu_time_ratio": round(rec["best_cpu_s"] / other["best_cpu_s"], 3),
                 "memory_ratio": round(rec["rss_rise_mb"] / max(other["rss_rise_mb"], 1e-6), 3),
                 "peak_rss_ratio": round(rec["peak_rss_mb"] / other["peak_rss_mb"], 3),
             })  # fmt: skip
@@ -326,21 +339,21 @@ def ratios(results: list[dict]) -> list[dict]:
 def print_table(results: list[dict], rats: list[dict]) -> None:
     key = lambda r: (r["size"], r["phase"], r["contender"], r["allocator"])  # noqa: E731
     head = f"{'contender':<24}{'size':<10}{'phase':<7}{'alloc':<8}"
-    print(f"\n{head}{'best s':>9}{'median s':>10}{'peak RSS MB':>13}{'rise MB':>10}")
+    print(f"\n{head}{'best s':>9}{'median s':>10}{'cpu s':>9}{'peak RSS MB':>13}{'rise MB':>10}")
     for r in sorted(results, key=key):
         row = f"{r['contender']:<24}{r['size']:<10}{r['phase']:<7}{r['allocator']:<8}"
         if "error" in r:
             print(f"{row}  ERROR {r['error']}")
             continue
-        print(
-            f"{row}{r['best_s']:>9.3f}{r['median_s']:>10.3f}{r['peak_rss_mb']:>13.0f}{r['rss_rise_mb']:>10.0f}"
-        )
-    print(f"\n{'ratio (best step time; memory rise; peak RSS)':<46}{'size':<10}{'phase':<7}{'alloc':<8}"
-          f"{'time':>6}{'rise':>6}{'peak':>6}")  # fmt: skip
+        times = f"{r['best_s']:>9.3f}{r['median_s']:>10.3f}{r['best_cpu_s']:>9.3f}"
+        print(f"{row}{times}{r['peak_rss_mb']:>13.0f}{r['rss_rise_mb']:>10.0f}")
+    print(f"\n{'ratio (best wall, best cpu time; mem rise, peak)':<46}{'size':<10}{'phase':<7}{'alloc':<8}"
+          f"{'time':>6}{'cpu':>6}{'rise':>6}{'peak':>6}")  # fmt: skip
     for q in rats:
         label = f"{q['ours']} / {q['anchor']}"
         print(f"{label:<46}{q['size']:<10}{q['phase']:<7}{q['allocator']:<8}"
-              f"{q['time_ratio']:>6.2f}{q['memory_ratio']:>6.2f}{q['peak_rss_ratio']:>6.2f}")  # fmt: skip
+              f"{q['time_ratio']:>6.2f}{q['cpu_time_ratio']:>6.2f}{q['memory_ratio']:>6.2f}"
+              f"{q['peak_rss_ratio']:>6.2f}")  # fmt: skip
     index = {key(r): r for r in results if "error" not in r}
     lines = []
     for (size, phase, name, alloc), r in sorted(index.items()):
@@ -364,6 +377,7 @@ def main() -> None:
         "--rounds", type=int, default=1, help="interleaved rounds of every measurement (shared CPU: 2+)"
     )
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0 = torch's default)")
     p.add_argument("--device", default="cuda" if _has_cuda() else "cpu", help="cpu or cuda")
     p.add_argument("--timeout", type=int, default=1200, help="seconds per measurement subprocess")
     p.add_argument("--out", default=str(RESULTS), help="JSON output")
@@ -372,7 +386,8 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         h, w = map(int, args.sizes.split("x"))
-        print(json.dumps(measure(args.worker, h, w, args.phase, args.repeats, args.warmup, args.device)))
+        rec = measure(args.worker, h, w, args.phase, args.repeats, args.warmup, args.device, args.threads)
+        print(json.dumps(rec))
         return
     results = collect(args)
     rats = ratios(results)
@@ -384,8 +399,10 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "repeats": args.repeats,
         "rounds": args.rounds,
+        "threads": args.threads or "torch default",
         "warmup": args.warmup,
-        "note": "ratios use best_s (fastest step seen); CPU timings on a shared machine are noisy",
+        "note": "time_ratio uses best_s (fastest wall-clock step seen), cpu_time_ratio the process CPU "
+        "time (robust on a shared machine with --threads 1); CPU timings on a shared machine are noisy",
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
