@@ -33,7 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (ignored when max_iters is set)")
     p.add_argument("--batch-size", type=int, help="images per process and step")
     p.add_argument("--lr", type=float, help="learning rate of the transformer and heads (default 2e-4)")
-    p.add_argument("--image-size", type=int, help="short side of eval images; train scales follow it")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="eval short side (train scales follow it); default: 800, or the native size of small images",
+    )
     p.add_argument("--workers", type=int, help="data-loading worker processes")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<model>-<time>)")
     p.add_argument(

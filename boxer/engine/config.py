@@ -38,8 +38,8 @@ class TrainConfig:
     train_ann: str = ""
     val_images: str = ""
     val_ann: str = ""
-    image_size: int = 800
-    max_size: int = 1333
+    image_size: int = 0  # eval short side; 0 = auto (800, or the native size of small images)
+    max_size: int = 0  # longest side; 0 = 1333 * image_size / 800
     augment: bool = True
     # length and batching (batch_size is per process; global = batch_size * world * accum_steps)
     epochs: int = 12
@@ -81,11 +81,20 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Checks value ranges; raises BoxerError naming the field."""
-        positive = ("epochs", "batch_size", "accum_steps", "image_size", "max_size")
+        positive = ("epochs", "batch_size", "accum_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise BoxerError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("workers", "max_iters", "warmup_iters", "eval_every", "ckpt_every_iters", "num_threads"):
+        for name in (
+            "image_size",
+            "max_size",
+            "workers",
+            "max_iters",
+            "warmup_iters",
+            "eval_every",
+            "ckpt_every_iters",
+            "num_threads",
+        ):
             if getattr(self, name) < 0:
                 raise BoxerError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         for name in (

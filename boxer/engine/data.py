@@ -14,6 +14,9 @@ from pathlib import Path
 from boxer.engine.config import TrainConfig
 from boxer.errors import BoxerError
 
+RECIPE_SIZE, MAX_SIZE = 800, 1333  # DETR / BoxeR: shorter side 800, longer side at most 1333
+SMALL_IMAGES = 400
+
 
 @dataclass
 class Split:
@@ -64,20 +67,41 @@ def check_split(split: Split) -> None:
 
 
 def coco_dataset(
-    split: Split, *, train: bool, image_size: int, max_size: int, with_masks: bool, augment=True
+    split: Split, *, train: bool, image_size: int, max_size: int, with_masks: bool, augment: bool = True
 ):
     """A `boxer.data.CocoDetection` with the train (augmenting) or eval transforms."""
-    from boxer.data import CocoDetection, build_transforms
+    from boxer.data import CocoDetection
 
-    transforms = build_transforms(train and augment, base_size=image_size, max_size=max_size)
-    return CocoDetection(split.images, split.ann_file, transforms=transforms, with_masks=with_masks)
+    dataset = CocoDetection(split.images, split.ann_file, with_masks=with_masks)
+    set_transforms(dataset, train=train and augment, image_size=image_size, max_size=max_size)
+    return dataset
+
+
+def set_transforms(dataset, *, train: bool, image_size: int, max_size: int) -> None:
+    from boxer.data import build_transforms
+
+    dataset.transforms = build_transforms(train, base_size=image_size, max_size=max_size)
+
+
+def auto_image_size(train_set) -> int:
+    """The eval short side when `image_size` is 0 (auto).
+
+    DETR's 800 (the COCO recipe, which upsamples COCO's ~480-640 px photos) unless every training
+    image is smaller than 400 px on its short side; then that largest short side, so that small
+    images (FashionScenes' 256 px) are not blown up 3x for nothing.
+    """
+    largest = max((min(im["height"], im["width"]) for im in train_set.images), default=RECIPE_SIZE)
+    return RECIPE_SIZE if largest >= SMALL_IMAGES else int(largest)
 
 
 def build_datasets(cfg: TrainConfig, *, with_masks: bool, check: bool = True):
     """Train and val datasets of `cfg` after the doctor passed on both; val may be None if absent.
 
     The val split is optional when `data` has no val folder and no explicit val paths are set.
+    `cfg.image_size` / `cfg.max_size` of 0 (auto) are resolved here, in place.
     """
+    from boxer.data import CocoDetection
+
     train = resolve_split(cfg.data, "train", images=cfg.train_images, ann_file=cfg.train_ann)
     val = None
     try:
@@ -88,11 +112,16 @@ def build_datasets(cfg: TrainConfig, *, with_masks: bool, check: bool = True):
     for split in (train, val):
         if split is not None and check:
             check_split(split)
-    kw = {"image_size": cfg.image_size, "max_size": cfg.max_size, "with_masks": with_masks}
-    train_set = coco_dataset(train, train=True, augment=cfg.augment, **kw)
-    val_set = coco_dataset(val, train=False, **kw) if val is not None else None
+    train_set = CocoDetection(train.images, train.ann_file, with_masks=with_masks)
+    val_set = CocoDetection(val.images, val.ann_file, with_masks=with_masks) if val is not None else None
     if val_set is not None and val_set.cat_ids != train_set.cat_ids:
         raise BoxerError(
             f"{val.ann_file}: categories {val_set.cat_ids} differ from the train split's {train_set.cat_ids}"
         )
+    cfg.image_size = cfg.image_size or auto_image_size(train_set)
+    cfg.max_size = cfg.max_size or round(MAX_SIZE * cfg.image_size / RECIPE_SIZE)
+    sizes = {"image_size": cfg.image_size, "max_size": cfg.max_size}
+    set_transforms(train_set, train=cfg.augment, **sizes)
+    if val_set is not None:
+        set_transforms(val_set, train=False, **sizes)
     return train_set, val_set

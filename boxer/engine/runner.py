@@ -124,6 +124,7 @@ def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> No
           f"{train_set.num_classes} classes")  # fmt: skip
     steps = f"{trainer.epochs} epochs x {trainer.iters_per_epoch} iterations"
     print(f"schedule   {steps}, global batch {global_batch}")
+    print(f"images     short side {cfg.image_size}, long side <= {cfg.max_size}, augment {cfg.augment}")
     print(f"device     {info.device} x {info.world_size}, amp {cfg.amp}, allocator {status()}")
     print(f"run        {cfg.out} (TensorBoard: tensorboard --logdir {cfg.out}/tb)")
 
@@ -151,6 +152,16 @@ def load_detector(path: str | Path, device: torch.device) -> tuple[nn.Module, di
     return model.to(device).eval(), config
 
 
+def _sizes_of(config: dict[str, Any]) -> TrainConfig:
+    """The saved config of a checkpoint, with the recipe sizes where it recorded none."""
+    from boxer.engine.data import MAX_SIZE, RECIPE_SIZE
+
+    cfg = TrainConfig.from_dict(config, strict=False)
+    cfg.image_size = cfg.image_size or RECIPE_SIZE
+    cfg.max_size = cfg.max_size or round(MAX_SIZE * cfg.image_size / RECIPE_SIZE)
+    return cfg
+
+
 def evaluate_checkpoint(
     path: str | Path,
     *,
@@ -170,7 +181,7 @@ def evaluate_checkpoint(
     info = init_distributed(device)
     try:
         model, config = load_detector(path, info.device)
-        cfg = TrainConfig.from_dict(config, strict=False)
+        cfg = _sizes_of(config)
         chosen = resolve_split(data, split, images=images, ann_file=ann_file, overrides=("--images", "--ann"))
         _on_main(info, lambda: check_split(chosen))
         dataset = coco_dataset(
@@ -208,7 +219,7 @@ def predict_images(
 
     paths = list_images(inputs)
     model, config = load_detector(path, pick_device(device))
-    cfg = TrainConfig.from_dict(config, strict=False)
+    cfg = _sizes_of(config)
     dataset = ImageFiles(paths, assign_image_ids(paths), image_size=cfg.image_size, max_size=cfg.max_size)
     from boxer.data import collate_detection
 
