@@ -133,9 +133,9 @@ def swin_t(**kw: Any) -> HierarchicalTransformer:
 
 @register_backbone
 def swin_fm(**kw: Any) -> HierarchicalTransformer:
-    """Small Swin for 28x28 Fashion-MNIST: 2x2 patches (14x14), dims 48-96-192, depths 2-2-2, window 7."""
+    """Small Swin for 28x28 Fashion-MNIST: 2x2 patches (14x14), dims 32-64-128, depths 2-2-2, window 7."""
     defaults = {
-        "img_size": 28, "in_chans": 1, "patch_size": 2, "dims": (48, 96, 192), "depths": (2, 2, 2),
+        "img_size": 28, "in_chans": 1, "patch_size": 2, "dims": (32, 64, 128), "depths": (2, 2, 2),
         "num_heads": (2, 4, 8), "mixer_kw": {"window_size": 7},
     }  # fmt: skip
     return HierarchicalTransformer(**{**defaults, **kw})

@@ -87,13 +87,23 @@ def test_padding_is_never_attended() -> None:
 
 def test_local_attention_sees_only_its_neighbourhood() -> None:
     torch.manual_seed(0)
-    mixer = create_mixer("local", 8, num_heads=2, kernel_size=3)
-    x = torch.randn(1, 8, 6, 7, requires_grad=True)
-    mixer(x)[..., 2, 3].sum().backward()
-    touched = x.grad.abs().sum(1)[0] > 0
-    expected = torch.zeros(6, 7, dtype=torch.bool)
-    expected[1:4, 2:5] = True
-    assert torch.equal(touched, expected)
+    for dense_max_tokens in (1024, 0):  # both paths
+        mixer = create_mixer("local", 8, num_heads=2, kernel_size=3, dense_max_tokens=dense_max_tokens)
+        x = torch.randn(1, 8, 6, 7, requires_grad=True)
+        mixer(x)[..., 2, 3].sum().backward()
+        touched = x.grad.abs().sum(1)[0] > 0
+        expected = torch.zeros(6, 7, dtype=torch.bool)
+        expected[1:4, 2:5] = True
+        assert torch.equal(touched, expected)
+
+
+def test_local_attention_dense_and_unfold_paths_agree() -> None:
+    torch.manual_seed(0)
+    dense = create_mixer("local", 8, num_heads=2, kernel_size=5).eval()
+    gathered = create_mixer("local", 8, num_heads=2, kernel_size=5, dense_max_tokens=0).eval()
+    gathered.load_state_dict(dense.state_dict())
+    x = torch.randn(2, 8, 7, 9)
+    torch.testing.assert_close(dense(x), gathered(x), rtol=1e-5, atol=1e-5)
 
 
 def test_relative_position_index_matches_swin() -> None:
