@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,14 +21,14 @@ import torch
 from boxer.benchmarking.flops import count_flops
 from boxer.benchmarking.memory import peak_memory_bytes
 from boxer.benchmarking.targets import Target, build_target
-from boxer.benchmarking.timing import median_seconds
+from boxer.benchmarking.timing import call_seconds
 from boxer.errors import BoxerError
 
 COLUMNS = [
     ("name", "model", "{}"),
     ("input", "input", "{}"),
     ("params_m", "params (M)", "{:.2f}"),
-    ("gflops", "GFLOPs", "{:.2f}"),
+    ("gflops", "GFLOPs", "{:.3f}"),
     ("latency_ms", "latency b=1 (ms)", "{:.1f}"),
     ("throughput", "throughput (img/s)", "{:.1f}"),
     ("peak_mem_mib", "peak mem (MiB)", "{:.0f}"),
@@ -64,8 +65,8 @@ def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str,
     with torch.inference_mode(), _autocast(cfg, device):
         one, many = target.make_call(1), target.make_call(cfg.batch_size)
         flops = count_flops(one)
-        latency = median_seconds(one, device, warmup=cfg.warmup, repeats=cfg.repeats)
-        batch_time = median_seconds(many, device, warmup=cfg.warmup, repeats=cfg.repeats)
+        single = call_seconds(one, device, warmup=cfg.warmup, repeats=cfg.repeats)
+        batched = call_seconds(many, device, warmup=cfg.warmup, repeats=cfg.repeats)
         peak = peak_memory_bytes(many, target.module, device) if cfg.memory else None
     return {
         "name": target.name,
@@ -73,8 +74,10 @@ def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str,
         "input": target.input_desc,
         "params_m": params / 1e6,
         "gflops": flops / 1e9,
-        "latency_ms": latency * 1e3,
-        "throughput": cfg.batch_size / batch_time,
+        "latency_ms": statistics.median(single) * 1e3,
+        "throughput": cfg.batch_size / statistics.median(batched),
+        "latency_min_ms": min(single) * 1e3,
+        "throughput_max": cfg.batch_size / min(batched),
         "peak_mem_mib": peak / 2**20 if peak is not None else None,
         "batch_size": cfg.batch_size,
     }
