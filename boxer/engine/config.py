@@ -115,6 +115,10 @@ class TrainConfig:
             raise BoxerError(f"config: adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
         if sorted(self.lr_steps) != list(self.lr_steps) or any(s < 1 for s in self.lr_steps):
             raise BoxerError(f"config: lr_steps must be increasing positive integers, got {self.lr_steps}")
+        if not self.best_metric.startswith(("bbox/", "segm/")):
+            raise BoxerError(
+                f"config: best_metric must be bbox/<stat> or segm/<stat>, got {self.best_metric!r}"
+            )
         if self.log_every < 1:
             raise BoxerError(f"config: log_every must be >= 1, got {self.log_every}")
         return self

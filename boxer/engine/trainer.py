@@ -287,6 +287,10 @@ class Trainer:
         )
         self.logger.epoch_line(record)
         best = metrics.get(cfg.best_metric)
+        if metrics and best is None:
+            self.logger.info(
+                f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}; no best checkpoint"
+            )
         improved = best is not None and best > st.best
         if improved:
             st.best = float(best)
