@@ -82,7 +82,7 @@ class BoxeR2D(nn.Module):
             decoder layer and `_enc_0` for the encoder output, and `loss`, their sum.
         """
         norm = normalise_targets(targets, self.num_classes, images.device)
-        out = self._run(images, pad_mask, dense=True)
+        out = self._run(images, pad_mask, dense=self.aux_loss)  # dense encoder outputs feed the encoder loss
         layers = list(range(len(out.states)))[-1:] if not self.aux_loss else list(range(len(out.states)))
         hs = torch.stack([out.states[i].t3 for i in layers])  # L, B, Q, d
         logits, boxes = self.head(hs, out.proposals.windows)  # L, B, Q, C / L, B, Q, 4
