@@ -57,7 +57,12 @@ class BoxeR2D(nn.Module):
         self.aux_loss, self.num_select = aux_loss, num_select
         self.with_masks = transformer.with_masks
         self.backbone = backbone
-        self.neck = InputProjection(backbone.out_channels, transformer.dim, num_levels=transformer.num_levels)
+        self.neck = InputProjection(
+            backbone.out_channels,
+            transformer.dim,
+            in_strides=getattr(backbone, "out_strides", None),
+            num_levels=transformer.num_levels,
+        )
         self.transformer = transformer
         self.head = DetectionHead(transformer.dim, num_classes)
         self.mask_head = MaskHead(transformer.dim, num_classes) if self.with_masks else None

@@ -19,17 +19,32 @@ class InputProjection(nn.Module):
     """Projects backbone maps to `dim` channels and adds extra levels up to `num_levels`.
 
     Args:
-        in_channels: channels of the backbone maps, fine to coarse. If there are more than
-            `num_levels`, the coarsest `num_levels` are used.
+        in_channels: channels of the backbone maps, fine to coarse.
         dim: output channels.
-        num_levels: levels produced (backbone levels + extra stride-2 levels).
+        in_strides: strides of the backbone maps; maps finer than `min_stride` are not used (a
+            Swin's stride-4 map, say). None: use every map.
+        num_levels: levels produced (backbone levels + extra stride-2 levels); with more usable
+            backbone maps than that, the coarsest `num_levels` are used.
+        min_stride: finest stride used (8: C3, as in the paper).
         num_groups: GroupNorm groups.
     """
 
-    def __init__(self, in_channels: Sequence[int], dim: int, *, num_levels: int = 4, num_groups: int = 32):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        dim: int,
+        *,
+        in_strides: Sequence[int] | None = None,
+        num_levels: int = 4,
+        min_stride: int = 8,
+        num_groups: int = 32,
+    ) -> None:
         super().__init__()
-        in_channels = list(in_channels)[-num_levels:]
-        self.num_inputs = len(in_channels)
+        strides = list(in_strides) if in_strides is not None else [min_stride] * len(in_channels)
+        self.used = [i for i, s in enumerate(strides) if s >= min_stride][-num_levels:]  # backbone maps used
+        if not self.used:
+            raise ValueError(f"no backbone map has stride >= {min_stride} (strides {strides})")
+        in_channels = [in_channels[i] for i in self.used]
         self.lateral = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, dim, kernel_size=1), nn.GroupNorm(num_groups, dim))
             for c in in_channels
@@ -47,7 +62,7 @@ class InputProjection(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         """Maps backbone features `Tensor[B, C_i, H_i, W_i]` to `num_levels` maps `Tensor[B, d, H_l, W_l]`."""
-        feats = list(feats)[-self.num_inputs :]
+        feats = [feats[i] for i in self.used]
         outs = [proj(f) for proj, f in zip(self.lateral, feats)]
         for i, proj in enumerate(self.extra):
             outs.append(proj(feats[-1] if i == 0 else F.relu(outs[-1])))

@@ -74,3 +74,11 @@ def test_proposals_pick_valid_tokens_and_are_detached():
     assert memory.grad is None
     sparse = gen(memory.detach(), windows, padding, num_queries=3, dense=False)
     assert torch.allclose(sparse.windows.sort(1).values, props.windows.sort(1).values)
+
+
+def test_projection_skips_maps_finer_than_stride8():
+    """A Swin-like backbone returns strides 4..32; the neck uses 8, 16, 32 and adds the stride-64 level."""
+    proj = InputProjection([16, 32, 64, 128], 32, in_strides=[4, 8, 16, 32], num_levels=4)
+    feats = [torch.randn(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate([16, 32, 64, 128])]
+    outs = proj(feats)
+    assert proj.used == [1, 2, 3] and [o.shape[-1] for o in outs] == [32, 16, 8, 4]

@@ -51,13 +51,14 @@ def _batch(with_masks: bool = True):
     return images, pad, targets
 
 
-@pytest.fixture(params=boxer.list_models("boxer2d*"))
+@pytest.fixture(scope="module", params=boxer.list_models("boxer2d*"))
 def name(request) -> str:
     return request.param
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def model(name):
+    """Built once per variant (the large backbones take seconds to initialise); tests set its mode."""
     torch.manual_seed(0)
     return boxer.create_model(name, **TINY)
 
@@ -78,6 +79,8 @@ def test_variants_are_registered():
 
 def test_forward_backward(model):
     images, pad, targets = _batch()
+    model.train()
+    model.zero_grad(set_to_none=True)
     losses = model(images, pad, targets)
     layers = ["_0", ""]
     bases = ["loss_ce", "loss_bbox", "loss_giou"] + (["loss_mask", "loss_dice"] if model.with_masks else [])
