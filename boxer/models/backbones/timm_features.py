@@ -40,7 +40,9 @@ class TimmFeatures(Backbone):
         if out_indices is None:
             n = len(model.feature_info)
             keep = tuple(range(max(n - 3, 0), n))
-            model = timm.create_model(name, features_only=True, pretrained=pretrained, out_indices=keep, **kwargs)
+            model = timm.create_model(
+                name, features_only=True, pretrained=pretrained, out_indices=keep, **kwargs
+            )
         self.body = freeze_batch_norm_2d(model) if frozen_bn else model
         self.out_channels = list(model.feature_info.channels())
         self.out_strides = list(model.feature_info.reduction())
