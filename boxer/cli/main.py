@@ -17,6 +17,7 @@ from boxer.errors import BoxerError
 # Explicit list: a module here that fails to import is a bug, not something to skip.
 COMMANDS = [
     "boxer.cli.data",
+    "boxer.cli.pretrain",
     "boxer.cli.train",
     "boxer.cli.eval",
     "boxer.cli.predict",

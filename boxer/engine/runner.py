@@ -139,9 +139,9 @@ def load_detector(path: str | Path, device: torch.device) -> tuple[nn.Module, di
     for key in ("model", "num_classes", "cat_ids", "class_names"):
         if key not in config:
             raise BoxerError(f"{loaded.path / ckpt.CONFIG}: missing {key!r}; not a boxer detector checkpoint")
-    model = build_model(
-        config["model"], num_classes=config["num_classes"], model_kwargs=config.get("model_kwargs", {})
-    )
+    # The checkpoint holds every weight: a pretrained-backbone file named at training time is not needed.
+    kwargs = {k: v for k, v in config.get("model_kwargs", {}).items() if k != "pretrained_backbone"}
+    model = build_model(config["model"], num_classes=config["num_classes"], model_kwargs=kwargs)
     missing, unexpected = model.load_state_dict(loaded.weights, strict=False)
     if missing or unexpected:
         raise BoxerError(

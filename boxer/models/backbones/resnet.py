@@ -51,7 +51,13 @@ class TorchvisionResNet(Backbone):
         norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
         net = getattr(torchvision.models, builders[depth])(weights=weights, norm_layer=norm)
         if isinstance(pretrained, str):
-            net.load_state_dict(_load_state_dict(pretrained), strict=False)
+            missing, _ = net.load_state_dict(_load_state_dict(pretrained), strict=False)
+            missing = [k for k in missing if not k.startswith("fc.")]
+            if missing:
+                raise BoxerError(
+                    f"{pretrained}: not ResNet-{depth} weights in torchvision naming "
+                    f"({len(missing)} tensors missing, e.g. {missing[:2]})"
+                )
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.maxpool = net.maxpool
         self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
