@@ -45,6 +45,7 @@ class TrainConfig:
     epochs: int = 12
     max_iters: int = 0
     max_minutes: float = 0.0
+    time_schedule: bool = False
     batch_size: int = 2
     accum_steps: int = 1
     drop_last: bool = True

@@ -88,8 +88,9 @@ class WarmupStepSchedule:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * f
 
-    def step(self) -> None:
-        self.last_iter += 1
+    def step(self, at_least: int = 0) -> None:
+        """One optimiser step; `at_least` jumps the schedule ahead (time-capped runs)."""
+        self.last_iter = max(self.last_iter + 1, at_least)
         self._apply()
 
     def get_last_lr(self) -> list[float]:

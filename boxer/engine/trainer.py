@@ -107,6 +107,7 @@ class Trainer:
         self.evaluate_fn = evaluate_fn
         self.meta = dict(meta or {})
         self.state = TrainState()
+        self._fit_start: float | None = None
         self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, progress=cfg.progress)
 
     # ---------------------------------------------------------------- checkpoints
@@ -164,7 +165,7 @@ class Trainer:
                 done, as if interrupted; used to test exact resume.
         """
         record: dict[str, Any] = {}
-        start = time.monotonic()
+        start = self._fit_start = time.monotonic()
         try:
             while self.state.epoch < self.epochs:
                 stopped = self._train_epoch(start, stop_at_iteration)
@@ -175,6 +176,18 @@ class Trainer:
         finally:
             self.logger.close()
         return record
+
+    def _time_iteration(self) -> int:
+        """With `time_schedule` and `max_minutes`: the iteration the schedule would be at if time ran
+        as fast as iterations (elapsed / max_minutes of the planned iterations), so that a time cap
+        still reaches the LR drops; 0 otherwise. Averaged over processes, so every rank agrees."""
+        cfg = self.cfg
+        if not (cfg.time_schedule and cfg.max_minutes) or self._fit_start is None:
+            return 0
+        fraction = (time.monotonic() - self._fit_start) / (60 * cfg.max_minutes)
+        fraction = all_reduce_mean({"f": fraction}, self.info.device)["f"]
+        planned = cfg.max_iters or self.epochs * self.iters_per_epoch
+        return int(min(fraction, 1.0) * planned)
 
     def _out_of_time(self, start: float) -> bool:
         return bool(self.cfg.max_minutes) and time.monotonic() - start > 60 * self.cfg.max_minutes
@@ -260,7 +273,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.schedule.step()
+        self.schedule.step(self._time_iteration())
         self.state.iteration += 1
 
     def _end_epoch(self) -> dict[str, Any]:

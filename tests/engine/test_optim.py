@@ -40,3 +40,18 @@ def test_model_param_groups_are_used_when_defined():
     ]
     opt = build_optimizer(model, TrainConfig(lr=1.0))
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_schedule_jumps_ahead_for_time_capped_runs():
+    import torch
+
+    from boxer.engine.optim import WarmupStepSchedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupStepSchedule(opt, milestones=[10], gamma=0.1)
+    sched.step()
+    assert sched.last_iter == 1 and opt.param_groups[0]["lr"] == 1.0
+    sched.step(at_least=12)  # time says we are past the milestone
+    assert sched.last_iter == 12 and abs(opt.param_groups[0]["lr"] - 0.1) < 1e-12
+    sched.step(at_least=3)  # never goes back
+    assert sched.last_iter == 13

@@ -120,3 +120,15 @@ def test_max_minutes_stops_early_then_evaluates(tmp_path):
     record = t.fit()
     assert t.state.iteration == 1 and record["epoch"] == 1 and record["bbox/AP"] == 0.5
     assert load_checkpoint(tmp_path / "best").state["iteration"] == 1
+
+
+@pytest.mark.parametrize("time_schedule", [False, True])
+def test_time_schedule_reaches_the_lr_drop_under_a_time_cap(tmp_path, time_schedule):
+    # 5 epochs x 5 iterations planned, LR x0.1 at iteration 20; a cap that stops after 1 iteration.
+    t = make_trainer(
+        tmp_path, epochs=5, max_minutes=1e-9, lr_steps=[20], lr_step_unit="iter", time_schedule=time_schedule
+    )
+    t.fit()
+    assert t.state.iteration == 1
+    rest = [g["lr"] for g in t.optimizer.param_groups if g["name"] == "rest"][0]
+    assert rest == pytest.approx(1e-3 if time_schedule else 1e-2)
