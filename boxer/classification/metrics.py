@@ -25,7 +25,7 @@ def evaluate(
     model.eval()
     total, loss, correct = 0, 0.0, {1: 0, 5: 0}
     for inputs, labels in batches:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(inputs).float()
         loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
         for k, c in topk_correct(logits, labels).items():

@@ -37,12 +37,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
-    """LR multiplier per step: linear warm-up from ~0 to 1, then cosine down to `min_ratio`."""
+    """LR multiplier per step: linear warm-up from ~0 to 1, then cosine down to `min_ratio`.
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
+    The returned `factor(step, time_fraction=0.0)` follows the larger of the step progress and
+    `time_fraction` (the share of a time budget already spent), so a time-capped run anneals fully.
+    """
+
+    def factor(step: int, time_fraction: float = 0.0) -> float:
+        if step < warmup_steps and time_fraction < 1.0:
             return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        progress = max((step - warmup_steps) / max(total_steps - warmup_steps, 1), time_fraction)
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return factor
@@ -70,24 +74,31 @@ class ClassifierTrainer:
         self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
         self.device = torch.device(cfg.device)
         self.model.to(self.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.in_chans = getattr(model, "in_chans", 1)
         self.img_size = cfg.image_size or getattr(model, "img_size", None)
         self.steps_per_epoch = num_batches(data.train, cfg.batch_size, drop_last=True)
         total = self.steps_per_epoch * cfg.epochs
         warmup = max(1, round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
+        self.time_fraction = 0.0  # share of the time budget spent (stays 0 without one)
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        factor = warmup_cosine(total, warmup, cfg.min_lr_ratio)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(total, warmup, cfg.min_lr_ratio)
+            self.optimizer, lambda step: factor(step, self.time_fraction)
         )
         self.augment = Augment(pad=cfg.translate, flip=cfg.flip, erase=cfg.erase, background=_background())
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.config_json = {"task": "classification", **cfg.to_dict(), **meta}
         self.epoch, self.best_top1, self.train_wall, self.train_cpu = 0, -1.0, 0.0, 0.0
+        self.steps, self.images_seen = 0, 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
 
     # ---------------------------------------------------------------- inputs
     def prepare(self, images: Tensor) -> Tensor:
-        return to_model_input(images, in_chans=self.in_chans, img_size=self.img_size).to(self.device)
+        x = to_model_input(images, in_chans=self.in_chans, img_size=self.img_size)
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
 
     def batches(self, split, *, train: bool = False):
         return iterate_batches(
@@ -100,13 +111,19 @@ class ClassifierTrainer:
         )
 
     # ---------------------------------------------------------------- loop
+    @property
+    def out_of_time(self) -> bool:
+        return self.budget_s is not None and self.train_wall >= self.budget_s
+
     def train_epoch(self, logger: RunLogger) -> float:
+        """One pass over the training split (cut short when the time budget runs out)."""
         self.model.train()
         amp = self.cfg.amp == "bf16"
         total, count = 0.0, 0
+        start = time.perf_counter()
         logger.start_epoch(self.epoch, self.cfg.epochs, self.steps_per_epoch, 0)
         for inputs, labels in self.batches(self.data.train, train=True):
-            inputs = self.augment(inputs, self.generator)
+            inputs = self.augment(inputs, self.generator).contiguous(memory_format=self.memory_format)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = self.criterion(self.model(inputs).float(), labels.to(self.device))
             if not torch.isfinite(loss):
@@ -114,9 +131,14 @@ class ClassifierTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.steps, self.images_seen = self.steps + 1, self.images_seen + len(labels)
+            if self.budget_s is not None:
+                self.time_fraction = (self.train_wall + time.perf_counter() - start) / self.budget_s
             self.schedule.step()
             total, count = total + loss.item(), count + 1
             logger.step(loss.item(), self.optimizer.param_groups[0]["lr"])
+            if self.time_fraction >= 1.0:
+                break
         logger.end_epoch()
         return total / max(count, 1)
 
@@ -125,7 +147,7 @@ class ClassifierTrainer:
 
     def fit(self, logger: RunLogger) -> dict[str, Any]:
         """Trains the remaining epochs, then evaluates the best checkpoint on the test split."""
-        while self.epoch < self.cfg.epochs:
+        while self.epoch < self.cfg.epochs and not self.out_of_time:
             wall, cpu = time.perf_counter(), time.process_time()
             train_loss = self.train_epoch(logger)
             self.train_wall += time.perf_counter() - wall
@@ -141,6 +163,7 @@ class ClassifierTrainer:
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "train_wall_s": self.train_wall,
                 "train_cpu_s": self.train_cpu,
+                "images_seen": self.images_seen,
             }
             logger.epoch_line(record)
             logger.info(
@@ -167,6 +190,9 @@ class ClassifierTrainer:
             "test_count": test["count"],
             "train_wall_s": self.train_wall,
             "train_cpu_s": self.train_cpu,
+            "steps": self.steps,
+            "images_seen": self.images_seen,
+            "stopped_by_time": self.out_of_time,
             "params": sum(p.numel() for p in self.model.parameters()),
             "threads": torch.get_num_threads(),
         }
@@ -181,13 +207,16 @@ class ClassifierTrainer:
     def save(self, name: str) -> None:
         state = {
             "epoch": self.epoch,
-            "iteration": self.epoch * self.steps_per_epoch,
+            "iteration": self.steps,
             "best_top1": self.best_top1,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "generator": self.generator.get_state(),
             "train_wall": self.train_wall,
             "train_cpu": self.train_cpu,
+            "steps": self.steps,
+            "images_seen": self.images_seen,
+            "time_fraction": self.time_fraction,
         }
         ckpt.save_checkpoint(self.run_dir, name, model=self.model, state=state, config=self.config_json)
 
@@ -202,6 +231,8 @@ class ClassifierTrainer:
             self.generator.set_state(state["generator"])
         self.epoch, self.best_top1 = int(state.get("epoch", 0)), float(state.get("best_top1", -1.0))
         self.train_wall, self.train_cpu = float(state.get("train_wall", 0)), float(state.get("train_cpu", 0))
+        self.steps, self.images_seen = int(state.get("steps", 0)), int(state.get("images_seen", 0))
+        self.time_fraction = float(state.get("time_fraction", 0.0))
 
 
 def _background() -> float:

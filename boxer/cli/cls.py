@@ -30,9 +30,9 @@ def parse_model_kwargs(items: list[str] | None) -> dict[str, Any]:
 
 
 _SAME_NAMES = (
-    "model", "data", "data_root", "out", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-    "label_smoothing", "translate", "erase", "amp", "val_size", "seed", "limit_train", "limit_test",
-    "image_size", "device", "threads",
+    "model", "data", "data_root", "out", "epochs", "max_minutes", "batch_size", "lr", "weight_decay",
+    "warmup_epochs", "label_smoothing", "translate", "erase", "amp", "val_size", "seed", "limit_train",
+    "limit_test", "image_size", "device", "threads",
 )  # fmt: skip
 
 
@@ -52,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/cls-<model>-<time>)")
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (RUN_DIR/last)")
     p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="cap on training time (epochs only, not validation); the cosine schedule follows the "
+        "larger of step and time progress, so a capped run still anneals before it stops",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -61,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
     p.add_argument("--amp", choices=("off", "bf16"), default=d.amp, help="bfloat16 autocast")
+    p.add_argument("--no-channels-last", action="store_true", help="keep NCHW tensors (default NHWC)")
     p.add_argument("--val-size", type=int, default=d.val_size)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit-train", type=int, help="use only N training images (smoke runs)")
@@ -88,6 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         **values,
         model_kwargs=parse_model_kwargs(args.set),
         flip=not args.no_flip,
+        channels_last=not args.no_channels_last,
         progress=not args.no_progress,
     )
     results = train_classifier(cfg, resume=args.resume)

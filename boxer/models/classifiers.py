@@ -12,7 +12,7 @@ Registered variants (`boxer.list_models()`):
 | `resnet_fm` | small ResNet for 28x28 | 28, gray | Fashion-MNIST |
 | `bot_fm` | `resnet_fm` with `mhsa_rel` in its last stage | 28, gray | |
 | `hybrid_fm` | `resnet_fm` with `mixer=` in `mixer_stages=` | 28, gray | |
-| `vit_fm`, `swin_fm` | small ViT (4x4 patches) and Swin (2x2 patches) | 28, gray | |
+| `vit_fm`, `swin_fm` | small ViT (4x4 patches, dim 64) and Swin (2x2 patches) | 28, gray | |
 
 Every factory takes keyword overrides (`num_classes`, `in_chans`, `img_size`, `mixer`, `mixer_kw`,
 widths, depths, ...), e.g. the BoTNet position ablation: `create_model("bot50", mixer="mhsa_qr")`.
@@ -30,11 +30,16 @@ from boxer.models import register_model
 from boxer.models.backbones import create_backbone
 from boxer.models.backbones.base import Backbone
 
-# The small ResNet for 28x28 inputs: a 3x3 stride-2 stem (28 -> 14), then three bottleneck stages at
-# 14, 7 and 4 pixels (inner widths 32, 64, 128; outputs 4x). On a 2-core CPU these small convolutions
-# are memory-bound, so few wide layers train faster than many thin ones of the same FLOPs.
+# The small ResNet for 28x28 inputs: a deep stem (3x3 conv at 28x28 to 16 channels, then a 3x3
+# stride-2 conv to 32: 28 -> 14), three bottleneck stages at 14, 7 and 4 pixels (inner widths 32, 64,
+# 128; outputs 4x), ResNet-D shortcuts (average pool + 1x1 conv; cheaper to back-propagate than
+# strided 1x1 convs on CPU). 0.78M parameters, 44 MFLOPs; ~720 training img/s on one CPU thread
+# (bf16, channels-last). On a CPU these small convolutions are memory-bound, so few wide layers train
+# faster than many thin ones of the same FLOPs; the full-resolution first conv costs ~4% and is worth
+# ~0.5% of validation accuracy in a 10-minute run.
 FM_RESNET = {
-    "stem": "small",
+    "stem": "deep",
+    "avg_down": True,
     "stem_width": 32,
     "stem_stride": 2,
     "layers": (1, 1, 2),
@@ -185,7 +190,7 @@ def hybrid_fm(**overrides: Any) -> ImageClassifier:
 
 @register_model
 def vit_fm(**overrides: Any) -> ImageClassifier:
-    """Small ViT for Fashion-MNIST: 4x4 patches, dim 96, depth 6."""
+    """Small ViT for Fashion-MNIST: 4x4 patches, dim 64, depth 6, 2 heads."""
     return _create("vit_fm", last_index=1, **_fashion(overrides))
 
 

@@ -70,6 +70,9 @@ def test_warmup_cosine() -> None:
     assert f(55) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert f(100) == pytest.approx(0.01)
     assert all(f(i) >= f(i + 1) for i in range(10, 100))
+    # a time budget: progress is the larger of steps and time, so the schedule ends when time does
+    assert f(20, 0.5) == pytest.approx(f(55)) and f(20, 1.0) == pytest.approx(0.01)
+    assert f(80, 0.1) == pytest.approx(f(80)) and f(3, 1.0) == pytest.approx(0.01)
 
 
 def test_no_weight_decay_on_norms_and_biases() -> None:
@@ -119,6 +122,7 @@ def test_one_epoch_smoke_run_and_eval(tmp_path, capsys) -> None:
         (["train-cls", "--data", "cifar"], "unknown dataset 'cifar'"),
         (["train-cls", "--model", "maskrcnn_bot50", "--limit-train", "8"], "not an image classifier"),
         (["train-cls", "--epochs", "0"], "--epochs"),
+        (["train-cls", "--max-minutes", "0"], "--max-minutes"),
         (["train-cls", "--model", "swin_fm", "--set", "mixer_kw={'window_size': 5, 'pad': False}"], "window"),
         (["eval-cls", "/nonexistent/run"], "checkpoint not found"),
     ],
@@ -132,3 +136,24 @@ def test_user_errors(argv: list[str], message: str, capsys) -> None:
 def test_config_rejects_unknown_keys() -> None:
     with pytest.raises(BoxerError, match="unknown keys"):
         ClassifyConfig.from_dict({"epochz": 3})
+
+
+def test_time_budget_stops_training_and_anneals(tmp_path) -> None:
+    cfg = ClassifyConfig(
+        model="resnet_fm",
+        model_kwargs=TINY_MODEL,
+        epochs=1000,
+        max_minutes=0.01,
+        batch_size=32,
+        limit_train=128,
+        val_size=64,
+        limit_test=64,
+        out=str(tmp_path / "run"),
+        progress=False,
+    )
+    results = train_classifier(cfg)
+    assert results["stopped_by_time"] and results["epochs"] < 1000
+    assert 0.6 <= results["train_wall_s"] < 0.6 + 1.0  # stops within a step of the budget
+    assert results["images_seen"] == 32 * results["steps"]
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["lr"] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # the cosine ran to its end

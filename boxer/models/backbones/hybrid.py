@@ -42,6 +42,8 @@ class Bottleneck(nn.Module):
         mixer_kw: keywords for the mixer (num_heads, feat_size, ...).
         norm: BatchNorm class.
         expansion: output channels = width * expansion.
+        avg_down: stride-2 shortcut as 2x2 average pool + 1x1 conv (ResNet-D, He et al., "Bag of
+            Tricks", 2019) instead of a strided 1x1 conv.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Bottleneck(nn.Module):
         mixer_kw: dict[str, Any] | None = None,
         norm: type[nn.Module] = nn.BatchNorm2d,
         expansion: int = 4,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         out_ch = width * expansion
@@ -70,9 +73,16 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), norm(out_ch)
-            )
+            if avg_down and stride != 1:
+                self.downsample = nn.Sequential(
+                    nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
+                    nn.Conv2d(in_ch, out_ch, 1, bias=False),
+                    norm(out_ch),
+                )
+            else:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), norm(out_ch)
+                )
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[B, C_in, H, W] -> Tensor[B, C_out, ceil(H/s), ceil(W/s)]."""
@@ -92,9 +102,13 @@ class MixerResNet(Backbone):
         mixers: per stage, a registered mixer name or None (3x3 conv).
         mixer_heads: heads of every mixer.
         mixer_kw: extra keywords for every mixer (e.g. window_size).
-        stem: "imagenet" (7x7/2 conv + 3x3/2 max pool) or "small" (one 3x3 conv, for 28x28).
+        expansion: block output channels / inner width (4 in ResNet-50).
+        avg_down: ResNet-D shortcuts (average pool + 1x1 conv) in stride-2 blocks.
+        stem: "imagenet" (7x7/2 conv + 3x3/2 max pool), "small" (one 3x3 conv, for 28x28) or
+            "deep" (3x3 conv at full resolution to stem_width // 2, BN, ReLU, then a 3x3 conv with
+            `stem_stride`: the input is seen at full resolution before a stride-2 stem subsamples it).
         stem_width: stem channels.
-        stem_stride: stride of the "small" stem's conv (1 or 2).
+        stem_stride: stride of the "small" / "deep" stem's (last) conv (1 or 2).
         in_chans: input channels.
         img_size: nominal input (H, W); sizes the mixers' position tables.
         out_indices: features to return, timm numbering (0 = stem, 1.. = stages).
@@ -112,6 +126,8 @@ class MixerResNet(Backbone):
         mixers: Sequence[str | None] = (None, None, None, None),
         mixer_heads: int = 4,
         mixer_kw: dict[str, Any] | None = None,
+        expansion: int = 4,
+        avg_down: bool = False,
         stem: str = "imagenet",
         stem_width: int = 64,
         stem_stride: int = 1,
@@ -125,13 +141,20 @@ class MixerResNet(Backbone):
         super().__init__()
         if not len(layers) == len(widths) == len(strides) == len(mixers):
             raise BoxerError("backbone: layers, widths, strides and mixers need one entry per stage")
-        if stem not in ("imagenet", "small"):
-            raise BoxerError(f"backbone: stem must be 'imagenet' or 'small', got {stem!r}")
+        if stem not in ("imagenet", "small", "deep"):
+            raise BoxerError(f"backbone: stem must be 'imagenet', 'small' or 'deep', got {stem!r}")
         norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        self.conv1 = nn.Conv2d(
-            in_chans, stem_width, *((7, 2, 3) if stem == "imagenet" else (3, stem_stride, 1)), bias=False
-        )
+        if stem == "deep":
+            half = max(stem_width // 2, 1)
+            self.conv1 = nn.Sequential(
+                nn.Conv2d(in_chans, half, 3, 1, 1, bias=False), norm(half), nn.ReLU(inplace=True),
+                nn.Conv2d(half, stem_width, 3, stem_stride, 1, bias=False),
+            )  # fmt: skip
+        else:
+            self.conv1 = nn.Conv2d(
+                in_chans, stem_width, *((7, 2, 3) if stem == "imagenet" else (3, stem_stride, 1)), bias=False
+            )
         self.bn1 = norm(stem_width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
@@ -145,9 +168,12 @@ class MixerResNet(Backbone):
                 kw = {"num_heads": mixer_heads, "feat_size": downsampled(size, stride), **(mixer_kw or {})}
                 block_stride = s if b == 0 else 1
                 blocks.append(
-                    Bottleneck(in_ch, width, stride=block_stride, mixer=mixer, mixer_kw=kw, norm=norm)
-                )
-                in_ch, stride = width * 4, stride * block_stride
+                    Bottleneck(
+                        in_ch, width, stride=block_stride, mixer=mixer, mixer_kw=kw, norm=norm,
+                        expansion=expansion, avg_down=avg_down,
+                    )
+                )  # fmt: skip
+                in_ch, stride = width * expansion, stride * block_stride
             self.add_module(f"layer{i}", nn.Sequential(*blocks))  # torchvision's names
             self.stage_names.append(f"layer{i}")
             strides_at[i], channels_at[i] = stride, in_ch

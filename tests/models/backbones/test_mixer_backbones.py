@@ -120,3 +120,18 @@ def test_swin_selects_stages() -> None:
 def test_bad_out_indices_are_user_errors(name: str, kw: dict) -> None:
     with pytest.raises(BoxerError, match="out_indices"):
         _build(name, **kw)
+
+
+def test_resnet_block_options_deep_stem_avg_down_expansion() -> None:
+    net = _build(
+        "resnet50_mx", stem="deep", stem_stride=2, avg_down=True, expansion=2, out_indices=(0, 1, 2, 3, 4)
+    )
+    assert isinstance(net.conv1, torch.nn.Sequential) and net.conv1[0].stride == (1, 1)
+    short = net.layer2[0].downsample
+    assert isinstance(short[0], torch.nn.AvgPool2d) and short[1].stride == (1, 1)  # pool, then 1x1
+    assert net.out_channels == [8, 8, 16, 16, 32] and net.out_strides == [2, 2, 4, 8, 16]
+    feats = net(torch.randn(2, 3, 29, 35))
+    assert [f.shape[1] for f in feats] == net.out_channels
+    assert tuple(feats[-1].shape[-2:]) == (2, 3)  # ceil at every stride-2 step
+    with pytest.raises(BoxerError, match="stem must be"):
+        _build("resnet50_mx", stem="tiny")
