@@ -43,6 +43,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -111,7 +112,10 @@ def val_curve(run_dir: Path) -> list[tuple[int, float, float]]:
 
 
 def run_one(label: str, name: str, kw: dict[str, Any], budget: dict, args: argparse.Namespace) -> dict:
-    """Trains one model under `budget` ({"epochs", "minutes"}) and measures it."""
+    """Trains one model under `budget` ({"epochs", "minutes"}) and measures it (in a fresh run dir)."""
+    run_dir = Path(args.runs) / label.replace("[", "-").replace("]", "")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # the benchmark's own run directory: no stale metrics or checkpoints
     cfg = ClassifyConfig(
         model=name,
         model_kwargs=kw,
@@ -125,7 +129,7 @@ def run_one(label: str, name: str, kw: dict[str, Any], budget: dict, args: argpa
         limit_train=args.limit_train,
         limit_test=args.limit_test,
         val_size=args.val_size,
-        out=str(Path(args.runs) / label.replace("[", "-").replace("]", "")),
+        out=str(run_dir),
         progress=False,
     )
     res = train_classifier(cfg)
