@@ -4,6 +4,7 @@
 # val -> one annotated prediction -> a closing summary.
 # Usage: scripts/demo.sh [DATA_DIR] [RUN_DIR]
 #   DEMO_CONFIG=fashion_scenes_demo_mask scripts/demo.sh   trains the mask variant instead (longer).
+#   DEMO_SET="max_minutes=1" scripts/demo.sh                 extra `boxer train --set` overrides.
 set -euo pipefail
 data=${1:-data/fashion-scenes}
 run=${2:-runs/demo}
@@ -55,7 +56,7 @@ if [ -e "$run" ]; then
   rm -rf "$run.prev" && mv "$run" "$run.prev"
 fi
 echo "== training (configs/$config.py)"
-"$boxer" train --config "$config" --data "$data" --out "$run" --set "model.pretrained_backbone=$backbone"
+"$boxer" train --config "$config" --data "$data" --out "$run" --set "model.pretrained_backbone=$backbone" ${DEMO_SET:-}
 stamp
 
 # 6. One annotated prediction on a val image.
