@@ -15,8 +15,15 @@ python=$(dirname "$boxer")/python
 [ -x "$python" ] || python=python3
 backbone=${DEMO_BACKBONE:-data/pretrained/resnet18-fashion-items.safetensors}
 start=$(date +%s)
+# Torch threads: one per idle core. On a shared machine a thread that must wait for a busy core
+# stalls every parallel region (measured here: 2 threads with one core taken by another job ran a
+# ResNet-18 training step 5-8x slower than 1 thread), so the demo counts the cores the 1-minute
+# load average leaves free. DEMO_THREADS overrides.
+threads=${DEMO_THREADS:-$("$python" -c 'import os; n = os.cpu_count() or 1; print(max(1, min(n, round(n - os.getloadavg()[0]))))')}
+export OMP_NUM_THREADS=$threads
 stamp() { echo "   [$(( $(date +%s) - start )) s]"; }
 echo "demo: data=$data run=$run config=$config"
+echo "      $(nproc) CPUs, 1-min load $(cut -d' ' -f1 /proc/loadavg): $threads torch thread(s) (DEMO_THREADS overrides)"
 
 # 1. The dataset: generated once (default sizes, seed 0); the folder appears atomically, so its
 #    annotation files existing means it is complete.
@@ -56,7 +63,7 @@ if [ -e "$run" ]; then
   rm -rf "$run.prev" && mv "$run" "$run.prev"
 fi
 echo "== training (configs/$config.py)"
-"$boxer" train --config "$config" --data "$data" --out "$run" --set "model.pretrained_backbone=$backbone" ${DEMO_SET:-}
+"$boxer" train --config "$config" --data "$data" --out "$run" --set "model.pretrained_backbone=$backbone" "num_threads=$threads" ${DEMO_SET:-}
 stamp
 
 # 6. One annotated prediction on a val image.
