@@ -19,11 +19,12 @@ start=$(date +%s)
 # stalls every parallel region (measured here: 2 threads with one core taken by another job ran a
 # ResNet-18 training step 5-8x slower than 1 thread), so the demo counts the cores the 1-minute
 # load average leaves free. DEMO_THREADS overrides.
+cpus=$(nproc)
 threads=${DEMO_THREADS:-$("$python" -c 'import os; n = os.cpu_count() or 1; print(max(1, min(n, round(n - os.getloadavg()[0]))))')}
 export OMP_NUM_THREADS=$threads
 stamp() { echo "   [$(( $(date +%s) - start )) s]"; }
 echo "demo: data=$data run=$run config=$config"
-echo "      $(nproc) CPUs, 1-min load $(cut -d' ' -f1 /proc/loadavg): $threads torch thread(s) (DEMO_THREADS overrides)"
+echo "      $cpus CPUs, 1-min load $(cut -d' ' -f1 /proc/loadavg): $threads torch thread(s) (DEMO_THREADS overrides)"
 
 # 1. The dataset: generated once (default sizes, seed 0); the folder appears atomically, so its
 #    annotation files existing means it is complete.
