@@ -120,3 +120,24 @@ def test_empty_targets_train() -> None:
     }
     losses = model(images, pad, targets)
     assert torch.isfinite(losses["loss"])
+
+
+def test_boxer_train_and_eval_end_to_end(fashion_scenes_tiny, tmp_path, capsys) -> None:
+    """`boxer train --model maskrcnn` (tiny BoT backbone) and `boxer eval`: engine, checkpoints and
+    the COCO evaluator (bbox and segm tables) on the tiny FashionScenes."""
+    from boxer.cli.main import main
+
+    out = tmp_path / "run"
+    kw = TINY["backbone_kwargs"]
+    argv = [
+        "train", "--model", "maskrcnn", "--data", str(fashion_scenes_tiny), "--epochs", "1",
+        "--out", str(out), "--image-size", "96", "--batch-size", "2", "--workers", "0",
+        "--set", "model.backbone=bot50", f"model.backbone_kwargs={kw!r}", "model.fpn_channels=16",
+        "model.representation_size=32", "model.mask_layers=(16,)", "max_size=96", "progress=false",
+    ]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err[-2000:]
+    assert (out / "last" / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "last"), "--data", str(fashion_scenes_tiny)]) == 0
+    printed = capsys.readouterr().out
+    assert "bbox" in printed and "segm" in printed
