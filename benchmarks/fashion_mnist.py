@@ -31,7 +31,8 @@ when the budget uses it, channels-last.
 
 Prints a markdown table and writes benchmarks/results/fashion_mnist.json (rewritten after every
 model, so an interrupted run keeps what it finished; `--resume` skips rows already there with the
-same budget; the zoo table and the target run are kept side by side in the file). Timings on a shared
+same budget; the zoo table, the target run and the recorded `recipe_search` runs are kept side by
+side in the file). Timings on a shared
 machine are noisy: compare within one run, read CPU time too.
 """
 
@@ -259,7 +260,7 @@ def main() -> int:
         if args.target:
             meta["verdict"] = target_verdict(rows)
         old = json.loads(out.read_text()) if out.is_file() else {}
-        doc = {k: v for k, v in old.items() if k in ("zoo", "target")}
+        doc = {k: v for k, v in old.items() if k in ("zoo", "target", "recipe_search")}
         doc = {"benchmark": "fashion_mnist", **doc, section: {**meta, "rows": rows}}
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(doc, indent=2) + "\n")

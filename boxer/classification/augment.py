@@ -46,16 +46,17 @@ def random_translate(x: Tensor, pad: int, fill: float, generator: torch.Generato
     B, C, H, W = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=fill)  # B, C, H+2p, W+2p
     off = torch.randint(0, 2 * pad + 1, (2, B), generator=generator)
-    rows = off[0, :, None] + torch.arange(H)  # B, H
-    cols = off[1, :, None] + torch.arange(W)  # B, W
-    batch = torch.arange(B)[:, None, None]
+    off = off.to(x.device)  # random numbers come from the (CPU) generator, indices live with x
+    rows = off[0, :, None] + torch.arange(H, device=x.device)  # B, H
+    cols = off[1, :, None] + torch.arange(W, device=x.device)  # B, W
+    batch = torch.arange(B, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # B, H, W, C
     return out.permute(0, 3, 1, 2).contiguous()
 
 
 def random_flip(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Flips each image left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
@@ -73,4 +74,4 @@ def random_erase(x: Tensor, p: float, fill: float, generator: torch.Generator | 
     inside_x = (xs >= left[:, None]) & (xs < (left + w)[:, None])  # B, W
     on = torch.rand(B, generator=generator) < p
     mask = inside_y[:, :, None] & inside_x[:, None, :] & on[:, None, None]  # B, H, W
-    return x.masked_fill(mask[:, None], fill)
+    return x.masked_fill(mask[:, None].to(x.device), fill)

@@ -27,6 +27,7 @@ def evaluate(
     for inputs, labels in batches:
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(inputs).float()
+        labels = labels.to(logits.device)
         loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
         for k, c in topk_correct(logits, labels).items():
             correct[k] += c
