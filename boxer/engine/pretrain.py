@@ -13,7 +13,6 @@ the torchvision ResNets), with BatchNorm statistics, which the detector then fre
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -38,8 +37,8 @@ class PretrainConfig:
         epochs: passes over the training items (a fraction trains on the first part of one pass).
         max_minutes: stop training after this long, whatever `epochs` says (0 = no cap).
         batch_size: images per step.
-        lr: peak AdamW learning rate (linear warm-up over 3% of the run, then cosine to 1%; the run's
-            progress is by steps or by `max_minutes`, whichever is further along).
+        lr: peak AdamW learning rate (linear warm-up over 3% of the steps, then cosine to 1%; the
+            cosine follows steps or `max_minutes`, whichever is further along).
         weight_decay: AdamW weight decay on weights (not on norms and biases).
         val_size: items held out of the train split for validation.
         workers: rendering worker processes.
@@ -97,14 +96,6 @@ def export_names(backbone: nn.Module) -> dict[str, Tensor]:
     return renamed
 
 
-def _schedule(progress: float, warmup: float = 0.03) -> float:
-    """LR factor at `progress` in [0, 1]: linear warm-up, then cosine down to 1%."""
-    if progress < warmup:
-        return max(progress / warmup, 0.01)
-    t = min((progress - warmup) / (1 - warmup), 1.0)
-    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-
-
 @torch.no_grad()
 def _accuracy(model: nn.Module, loader, amp: str) -> float:
     model.eval()
@@ -123,6 +114,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     from safetensors.torch import save_file
     from tqdm import tqdm
 
+    from boxer.classification.trainer import param_groups, warmup_cosine
     from boxer.data.fashion_items import FashionItems
     from boxer.data.fashion_mnist import load_fashion_mnist
     from boxer.models.backbones import BACKBONES, create_backbone
@@ -151,14 +143,10 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
             f"--backbone {cfg.backbone}: cannot be built with trainable BatchNorm ({err})"
         ) from None
     model = _Classifier(backbone)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-    )
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = len(train_set) // cfg.batch_size
     total = max(int(cfg.epochs * steps_per_epoch), 1)
+    factor = warmup_cosine(total, max(total // 33, 1), 0.01)  # by steps or time, whichever is further
     loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=256, num_workers=cfg.workers)
     start, step, losses = time.monotonic(), 0, []
@@ -171,11 +159,9 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
             train_set, shuffle=True, drop_last=True, generator=g, **loader_kw
         )
         for images_b, labels_b in loader:
-            elapsed = time.monotonic() - start
-            # Progress by steps or by time, whichever is further: a time cap still ends the cosine.
-            progress = max(step / total, elapsed / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0)
+            spent = (time.monotonic() - start) / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * _schedule(progress)
+                group["lr"] = cfg.lr * factor(step, spent)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
                 logits = model(images_b)  # B, 10
             loss = F.cross_entropy(logits.float(), labels_b, label_smoothing=0.1)
