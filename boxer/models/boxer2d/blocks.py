@@ -54,12 +54,13 @@ class SelfAttention(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+    def forward(self, x: Tensor, pos: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         """Attends `x` to itself, with `pos` added to queries and keys only.
 
         Args:
             x: Tensor[B, Q, d] content.
             pos: Tensor[B, Q, d] positional embedding.
+            attn_mask: Tensor[B, 1, Q, Q] bool (True = query row may attend to key column), or None.
 
         Returns:
             Tensor[B, Q, d].
@@ -68,7 +69,7 @@ class SelfAttention(nn.Module):
         H = self.num_heads
         qk = self.qk_proj(x + pos).view(B, Q, 2, H, d // H).permute(2, 0, 3, 1, 4)  # 2, B, H, Q, D
         v = self.v_proj(x).view(B, Q, H, d // H).transpose(1, 2)  # B, H, Q, D
-        out = F.scaled_dot_product_attention(qk[0], qk[1], v)  # B, H, Q, D
+        out = F.scaled_dot_product_attention(qk[0], qk[1], v, attn_mask=attn_mask)  # B, H, Q, D
         return self.out_proj(out.transpose(1, 2).reshape(B, Q, d))
 
 

@@ -6,17 +6,29 @@ and dice losses (5 / 5). Every term is summed and divided by num_boxes (the batc
 averaged over processes, at least 1). The last layer has no suffix, earlier layers `_0.._{L-2}`, and
 the class-agnostic encoder output `_enc_0` (all valid encoder tokens, no mask loss).
 Returned terms are weighted; `loss` is their sum.
+
+Training accelerations (each off by default, so the paper presets are the spec's criterion):
+- `o2m_topk` / `o2m_enc_topk`: one-to-many losses (MS-DETR, `one_to_many.py`). Decoder: the outputs
+  `o2m_logits` / `o2m_boxes` of the auxiliary branch, each ground truth assigned to its top-k queries
+  by 0.3 p(class) + 0.7 IoU, terms `<name>_o2m<layer suffix>`. Encoder: the `_enc_0` terms use the
+  top-k tokens per ground truth by IoU instead of the Hungarian match.
+- denoising (`dn_logits`, `dn_boxes`, `dn_gt`, `dn_positive` in the outputs, `denoising.py`): terms
+  `<name>_dn<layer suffix>`, divided by num_boxes x groups.
+- `iou_aware`: the class loss of every branch becomes DEIM's matchability-aware loss (MAL): a
+  positive's target is IoU^gamma (detached) with weight 1, a negative's weight is p^gamma.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import box_convert, box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 
 from boxer.models.boxer2d.masks import dice_loss
 from boxer.models.boxer2d.matcher import HungarianMatcher
+from boxer.models.boxer2d.one_to_many import match_quality, topk_assign
 
 DEFAULT_WEIGHTS = {"loss_ce": 2.0, "loss_bbox": 5.0, "loss_giou": 2.0, "loss_mask": 5.0, "loss_dice": 5.0}
 
@@ -52,6 +64,11 @@ class SetCriterion(nn.Module):
         weights: loss weights by base name (defaults: `DEFAULT_WEIGHTS`).
         alpha: focal alpha.
         gamma: focal gamma.
+        o2m_topk: positives per ground truth of the decoder's one-to-many branch (0 = off).
+        o2m_enc_topk: positives per ground truth among encoder tokens (0 = Hungarian, the spec).
+        o2m_min_quality: one-to-many pairs below this quality are dropped (each target keeps its best).
+        iou_aware: MAL class loss (IoU-aware targets) instead of the focal loss.
+        iou_aware_gamma: MAL's gamma (target IoU^gamma, negative weight p^gamma).
     """
 
     def __init__(
@@ -62,12 +79,21 @@ class SetCriterion(nn.Module):
         weights: dict[str, float] | None = None,
         alpha: float = 0.25,
         gamma: float = 2.0,
+        o2m_topk: int = 0,
+        o2m_enc_topk: int = 0,
+        o2m_min_quality: float = 0.0,
+        iou_aware: bool = False,
+        iou_aware_gamma: float = 1.5,
     ) -> None:
         super().__init__()
+        if o2m_topk < 0 or o2m_enc_topk < 0:
+            raise ValueError(f"o2m_topk and o2m_enc_topk must be >= 0, got {o2m_topk}, {o2m_enc_topk}")
         self.num_classes = num_classes
         self.matcher = matcher or HungarianMatcher(alpha=alpha, gamma=gamma)
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self.alpha, self.gamma = alpha, gamma
+        self.o2m_topk, self.o2m_enc_topk, self.o2m_min_quality = o2m_topk, o2m_enc_topk, o2m_min_quality
+        self.iou_aware, self.iou_aware_gamma = iou_aware, iou_aware_gamma
 
     def match(self, outputs: dict[str, Tensor], targets: list[dict]) -> tuple[list[Indices], Indices | None]:
         """Matches every decoder layer (`logits: Tensor[L, B, Q, C]`, `boxes: Tensor[L, B, Q, 4]`) and the
@@ -76,8 +102,19 @@ class SetCriterion(nn.Module):
         if outputs.get("enc_logits") is None:
             return layers, None
         agnostic = [{"labels": torch.zeros_like(t["labels"]), "boxes": t["boxes"]} for t in targets]
+        if self.o2m_enc_topk:
+            quality = match_quality(None, outputs["enc_boxes"], agnostic)
+            counts = [len(t["labels"]) for t in targets]
+            enc = topk_assign(quality, counts, self.o2m_enc_topk, valid=outputs["enc_valid"])
+            return layers, enc
         enc = self.matcher(outputs["enc_logits"], outputs["enc_boxes"], agnostic, outputs["enc_valid"])
         return layers, enc
+
+    def match_one_to_many(self, logits: Tensor, boxes: Tensor, targets: list[dict]) -> Indices:
+        """Top-k assignment of one layer's one-to-many outputs (Tensor[B, Q, C], Tensor[B, Q, 4])."""
+        quality = match_quality(logits, boxes, targets)
+        counts = [len(t["labels"]) for t in targets]
+        return topk_assign(quality, counts, self.o2m_topk, min_quality=self.o2m_min_quality)
 
     def forward(
         self,
@@ -115,7 +152,31 @@ class SetCriterion(nn.Module):
                 outputs["enc_logits"], outputs["enc_boxes"], agnostic, enc, num_boxes, valid
             )
             losses.update({k + "_enc_0": v * self.weights[k] for k, v in terms.items()})
+        if self.o2m_topk and outputs.get("o2m_logits") is not None:
+            for i, suffix in enumerate(layer_suffixes(len(outputs["o2m_logits"]))):
+                lg, bx = outputs["o2m_logits"][i], outputs["o2m_boxes"][i]
+                terms = self._det_losses(lg, bx, targets, self.match_one_to_many(lg, bx, targets), num_boxes)
+                losses.update({k + "_o2m" + suffix: v * self.weights[k] for k, v in terms.items()})
+        if outputs.get("dn_logits") is not None:
+            losses.update(self._denoising_losses(outputs, targets, num_boxes))
         losses["loss"] = sum(losses.values())
+        return losses
+
+    def _denoising_losses(self, outputs: dict, targets: list[dict], num_boxes: float) -> dict[str, Tensor]:
+        """Denoising terms of every layer: `dn_logits: Tensor[L, B, D, C]`, `dn_boxes: Tensor[L, B, D, 4]`,
+        `dn_gt: Tensor[B, D]` (ground-truth index, -1 = padding), `dn_positive: Tensor[B, D]` bool."""
+        gt, positive = outputs["dn_gt"], outputs["dn_positive"]
+        real = gt >= 0
+        indices = []
+        for b in range(len(targets)):
+            q = (real[b] & positive[b]).nonzero()[:, 0]
+            indices.append((q.cpu(), gt[b, q].cpu()))
+        groups = max(int(outputs.get("dn_groups", 1)), 1)
+        losses = {}
+        for i, suffix in enumerate(layer_suffixes(len(outputs["dn_logits"]))):
+            lg, bx = outputs["dn_logits"][i], outputs["dn_boxes"][i]
+            terms = self._det_losses(lg, bx, targets, indices, num_boxes * groups, real)
+            losses.update({k + "_dn" + suffix: v * self.weights[k] for k, v in terms.items()})
         return losses
 
     def _det_losses(
@@ -130,23 +191,49 @@ class SetCriterion(nn.Module):
         """Unweighted class / L1 / GIoU losses of one layer: logits Tensor[B, Q, C], boxes Tensor[B, Q, 4]."""
         b, q = batch_index(indices)
         b, q = b.to(logits.device), q.to(logits.device)
-        onehot = torch.zeros_like(logits)
         labels = torch.cat([t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices)])
-        onehot[b, q, labels.to(logits.device)] = 1
-        if valid is not None:  # only valid encoder tokens take part
-            logits, onehot = logits[valid], onehot[valid]
-        loss_ce = sigmoid_focal_loss(logits.float(), onehot.float(), self.alpha, self.gamma, reduction="sum")
+        labels = labels.to(logits.device)
         src = boxes[b, q].float()  # K, 4
         tgt = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices)])
         tgt = tgt.reshape(-1, 4).to(src)
-        loss_bbox = (src - tgt).abs().sum()
         xyxy = [box_convert(x, "cxcywh", "xyxy") for x in (src, tgt)]
+        loss_ce = self._class_loss(logits, (b, q, labels), xyxy, valid)
+        loss_bbox = (src - tgt).abs().sum()
         loss_giou = generalized_box_iou_loss(xyxy[0], xyxy[1], reduction="sum")
         return {
             "loss_ce": loss_ce / num_boxes,
             "loss_bbox": loss_bbox / num_boxes,
             "loss_giou": loss_giou / num_boxes,
         }
+
+    def _class_loss(
+        self, logits: Tensor, pos: tuple[Tensor, Tensor, Tensor], xyxy: list[Tensor], valid: Tensor | None
+    ) -> Tensor:
+        """Summed class loss over (valid) predictions: focal, or MAL with IoU^gamma targets.
+
+        Args:
+            logits: Tensor[B, Q, C].
+            pos: (image, query, label) LongTensor[K] each of the positives (repeats allowed).
+            xyxy: matched predicted and target boxes Tensor[K, 4] each (for the IoU targets).
+            valid: Tensor[B, Q] bool, or None (all take part).
+        """
+        b, q, labels = pos
+        logits = logits.float()
+        target = torch.zeros_like(logits)
+        if not self.iou_aware:
+            target[b, q, labels] = 1
+        else:
+            iou = box_iou(xyxy[0].detach(), xyxy[1]).diagonal() if len(b) else logits.new_zeros(0)
+            flat = (b * logits.shape[1] + q) * logits.shape[2] + labels  # K
+            t = iou.clamp(min=1e-6) ** self.iou_aware_gamma  # a positive's target stays > 0
+            target = target.flatten().scatter_reduce(0, flat, t, "amax").view_as(logits)
+        if valid is not None:  # only valid queries / tokens take part
+            logits, target = logits[valid], target[valid]
+        if not self.iou_aware:
+            return sigmoid_focal_loss(logits, target, self.alpha, self.gamma, reduction="sum")
+        is_pos = (target > 0).float()
+        weight = logits.sigmoid().detach() ** self.iou_aware_gamma * (1 - is_pos) + is_pos
+        return F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum")
 
     def _mask_losses(self, logits: Tensor, targets: Tensor, num_boxes: float) -> dict[str, Tensor]:
         """Per-pixel-mean focal and dice losses over matched pairs: logits, targets Tensor[K, M, M]."""

@@ -85,9 +85,11 @@ class DecoderLayer(nn.Module):
         windows: Tensor,
         valid_ratios: Tensor,
         padding_mask: Tensor | None,
+        attn_mask: Tensor | None = None,
     ) -> LayerState:
-        """t, pos: Tensor[B, Q, d]; memory: Tensor[B, S, d]; windows: Tensor[B, Q, 4]. Returns the states."""
-        t1 = self.norm1(t + self.self_attn(t, pos))
+        """t, pos: Tensor[B, Q, d]; memory: Tensor[B, S, d]; windows: Tensor[B, Q, 4]; attn_mask: the
+        self-attention mask Tensor[B, 1, Q, Q] (True = may attend) or None. Returns the states."""
+        t1 = self.norm1(t + self.self_attn(t, pos, attn_mask))
         att = self._cross(t1 + pos, memory, spatial_shapes, windows, valid_ratios, padding_mask)
         t2 = self.norm2(t1 + att)
         t3 = self.norm3(t2 + self.ffn(t2))
@@ -153,11 +155,14 @@ class BoxDecoder(nn.Module):
         windows: Tensor,
         valid_ratios: Tensor,
         padding_mask: Tensor | None,
+        attn_mask: Tensor | None = None,
     ) -> list[LayerState]:
         """Runs every layer from content queries `tgt: Tensor[B, Q, d]`; returns each layer's state."""
         states = []
         t = tgt
         for layer in self.layers:
-            states.append(layer(t, pos, memory, spatial_shapes, windows, valid_ratios, padding_mask))
+            states.append(
+                layer(t, pos, memory, spatial_shapes, windows, valid_ratios, padding_mask, attn_mask)
+            )
             t = states[-1].t3
         return states

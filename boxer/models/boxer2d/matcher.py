@@ -2,6 +2,10 @@
 
 Cost = 2 * focal class cost + 5 * L1 (cxcywh) + 2 * (-GIoU), computed in float32 with autocast off,
 solved per image with scipy's `linear_sum_assignment`. Masks are not part of the cost.
+
+`iou_aware=True` (a training acceleration, off in the spec) uses Stable-DINO's position-modulated
+class cost: the class probability p in the focal cost becomes p * ((1 + GIoU) / 2) ** 0.5, so a
+query that scores the class but sits far from the box is a worse match.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class HungarianMatcher:
         cost_giou: weight of the negative generalised IoU.
         alpha: focal alpha.
         gamma: focal gamma.
+        iou_aware: position-modulated class cost (Stable-DINO).
     """
 
     def __init__(
@@ -35,9 +40,10 @@ class HungarianMatcher:
         cost_giou: float = 2.0,
         alpha: float = 0.25,
         gamma: float = 2.0,
+        iou_aware: bool = False,
     ) -> None:
         self.cost_class, self.cost_bbox, self.cost_giou = cost_class, cost_bbox, cost_giou
-        self.alpha, self.gamma = alpha, gamma
+        self.alpha, self.gamma, self.iou_aware = alpha, gamma, iou_aware
 
     @torch.no_grad()
     def __call__(
@@ -79,12 +85,14 @@ class HungarianMatcher:
     def cost_matrix(self, logits: Tensor, boxes: Tensor, labels: Tensor, tgt_boxes: Tensor) -> Tensor:
         """Cost Tensor[Q, N] float32 between Q predictions (logits[Q, C], boxes[Q, 4]) and N targets."""
         logits, boxes, tgt_boxes = logits.float(), boxes.float(), tgt_boxes.float().to(boxes.device)
+        giou = generalized_box_iou(
+            box_convert(boxes, "cxcywh", "xyxy"), box_convert(tgt_boxes, "cxcywh", "xyxy")
+        )  # Q, N
         p = logits[:, labels].sigmoid()  # Q, N
+        if self.iou_aware:
+            p = p * ((1 + giou) / 2).clamp(min=0).sqrt()
         pos = self.alpha * (1 - p) ** self.gamma * -(p + 1e-8).log()
         neg = (1 - self.alpha) * p**self.gamma * -(1 - p + 1e-8).log()
         c_l1 = torch.cdist(boxes, tgt_boxes, p=1)  # Q, N
-        giou = generalized_box_iou(
-            box_convert(boxes, "cxcywh", "xyxy"), box_convert(tgt_boxes, "cxcywh", "xyxy")
-        )
         cost = self.cost_bbox * c_l1 + self.cost_class * (pos - neg) - self.cost_giou * giou
         return torch.nan_to_num(cost, nan=_BAD_COST, posinf=_BAD_COST, neginf=-_BAD_COST)

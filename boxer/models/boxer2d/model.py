@@ -8,6 +8,10 @@ optimiser groups (backbone, `linear_box` window offsets, the rest).
 Work saved compared with a literal port: heads run on the last decoder layer only at inference;
 mask features and mask logits are computed only for the matched queries (training) or the selected
 detections (inference), for the predicted class channel only.
+
+Training accelerations, injected as optional parts and off in the paper presets: `one_to_many`
+(MS-DETR's auxiliary one-to-many branch, `one_to_many.py`) and `denoising` (DN-DETR / DINO
+denoising queries, `denoising.py`); the criterion holds their losses. Inference never runs them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from torch import Tensor, nn
 from boxer.errors import BoxerError
 from boxer.models.backbones.base import Backbone
 from boxer.models.boxer2d.criterion import SetCriterion, batch_index
+from boxer.models.boxer2d.denoising import DenoisingGenerator, DenoisingQueries
 from boxer.models.boxer2d.heads import DetectionHead
 from boxer.models.boxer2d.masks import MaskHead, mask_targets, paste_and_rescore
 from boxer.models.boxer2d.neck import InputProjection, level_masks
+from boxer.models.boxer2d.one_to_many import OneToManyBranch
 from boxer.models.boxer2d.postprocess import postprocess
 from boxer.models.boxer2d.targets import normalise_targets
 from boxer.models.boxer2d.transformer import BoxTransformer, TransformerOutput, pad_indices
@@ -37,6 +43,9 @@ class BoxeR2D(nn.Module):
         aux_loss: supervise every decoder layer (and the encoder output), not only the last.
         num_select: detections kept per image at inference.
         criterion: the set criterion (default: `SetCriterion(num_classes)`, weights of spec 5.1).
+        one_to_many: the auxiliary one-to-many branch (training only; the criterion's `o2m_topk`
+            sets its assignment), or None.
+        denoising: the denoising-query generator (training only), or None.
     """
 
     def __init__(
@@ -49,6 +58,8 @@ class BoxeR2D(nn.Module):
         aux_loss: bool = True,
         num_select: int = 100,
         criterion: SetCriterion | None = None,
+        one_to_many: OneToManyBranch | None = None,
+        denoising: DenoisingGenerator | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1 or num_queries < 1:
@@ -67,11 +78,15 @@ class BoxeR2D(nn.Module):
         self.head = DetectionHead(transformer.dim, num_classes)
         self.mask_head = MaskHead(transformer.dim, num_classes) if self.with_masks else None
         self.criterion = criterion or SetCriterion(num_classes)
+        self.one_to_many = one_to_many
+        self.denoising = denoising
 
-    def _run(self, images: Tensor, pad_mask: Tensor | None, *, dense: bool) -> TransformerOutput:
+    def _run(
+        self, images: Tensor, pad_mask: Tensor | None, *, dense: bool, denoise: DenoisingQueries | None = None
+    ) -> TransformerOutput:
         srcs = self.neck(self.backbone(images))  # L x (B, d, H_l, W_l)
         masks = level_masks(pad_mask, [s.shape[-2:] for s in srcs])
-        return self.transformer(srcs, masks, num_queries=self.num_queries, dense=dense)
+        return self.transformer(srcs, masks, num_queries=self.num_queries, dense=dense, denoise=denoise)
 
     def forward(self, images: Tensor, pad_mask: Tensor | None, targets: list[dict]) -> dict[str, Tensor]:
         """Weighted training losses.
@@ -84,10 +99,12 @@ class BoxeR2D(nn.Module):
 
         Returns:
             `loss_ce`, `loss_bbox`, `loss_giou` (+ `loss_mask`, `loss_dice`), with `_i` per auxiliary
-            decoder layer and `_enc_0` for the encoder output, and `loss`, their sum.
+            decoder layer and `_enc_0` for the encoder output (`_o2m` / `_dn` terms of the
+            accelerations when on), and `loss`, their sum.
         """
         norm = normalise_targets(targets, self.num_classes, images.device)
-        out = self._run(images, pad_mask, dense=self.aux_loss)  # dense encoder outputs feed the encoder loss
+        dn = self.denoising(norm) if self.denoising is not None else None
+        out = self._run(images, pad_mask, dense=self.aux_loss, denoise=dn)  # dense: for the encoder loss
         layers = list(range(len(out.states)))[-1:] if not self.aux_loss else list(range(len(out.states)))
         hs = torch.stack([out.states[i].t3 for i in layers])  # L, B, Q, d
         logits, boxes = self.head(hs, out.proposals.windows)  # L, B, Q, C / L, B, Q, 4
@@ -95,6 +112,13 @@ class BoxeR2D(nn.Module):
         if self.aux_loss:
             p = out.proposals
             outputs.update(enc_logits=p.enc_logits, enc_boxes=p.enc_boxes, enc_valid=p.enc_valid)
+        if self.one_to_many is not None:
+            h = self.one_to_many([out.states[i].t2 for i in layers])  # L, B, Q, d
+            outputs["o2m_logits"], outputs["o2m_boxes"] = self.head(h, out.proposals.windows)
+        if dn is not None:
+            hd = torch.stack([out.dn_states[i] for i in layers])  # L, B, D, d
+            outputs["dn_logits"], outputs["dn_boxes"] = self.head(hd, dn.windows.to(hd.dtype))
+            outputs.update(dn_gt=dn.gt_index, dn_positive=dn.positive, dn_groups=dn.groups)
         indices = self.criterion.match(outputs, norm)
         mask_logits = mask_tgts = None
         if self.with_masks:

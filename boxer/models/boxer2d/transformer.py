@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from boxer.models.boxer2d.decoder import BoxDecoder, LayerState
+from boxer.models.boxer2d.denoising import DenoisingQueries, attention_mask
 from boxer.models.boxer2d.encoder import BoxEncoder
 from boxer.models.boxer2d.neck import encoder_windows, flatten_levels, valid_ratios
 from boxer.models.boxer2d.position import box_position_embedding
@@ -26,9 +27,10 @@ class Memory(NamedTuple):
 
 
 class TransformerOutput(NamedTuple):
-    states: list[LayerState]  # per decoder layer, Tensor[B, K, d] each
+    states: list[LayerState]  # per decoder layer, Tensor[B, K, d] each (matching queries)
     proposals: Proposals
     memory: Memory
+    dn_states: list[Tensor] | None = None  # per decoder layer, Tensor[B, D, d] denoising outputs
 
 
 class BoxTransformer(nn.Module):
@@ -84,7 +86,13 @@ class BoxTransformer(nn.Module):
         )
 
     def forward(
-        self, srcs: list[Tensor], masks: list[Tensor] | None, *, num_queries: int, dense: bool
+        self,
+        srcs: list[Tensor],
+        masks: list[Tensor] | None,
+        *,
+        num_queries: int,
+        dense: bool,
+        denoise: DenoisingQueries | None = None,
     ) -> TransformerOutput:
         """Runs the encoder and decoder.
 
@@ -93,6 +101,8 @@ class BoxTransformer(nn.Module):
             masks: per level Tensor[B, H_l, W_l] bool (True = padding), or None.
             num_queries: proposals kept.
             dense: also return the dense encoder outputs (for the encoder loss).
+            denoise: denoising queries (training), decoded before the proposals under the
+                denoising attention mask; their layer outputs come back in `dn_states`.
         """
         B = srcs[0].shape[0]
         src, padding_mask, shapes = flatten_levels(srcs, masks)  # B, S, d
@@ -102,8 +112,18 @@ class BoxTransformer(nn.Module):
         memory = self.encoder(src, pos, shapes, windows, ratios, padding_mask)
         props = self.proposals(memory, windows, padding_mask, num_queries=num_queries, dense=dense)
         mem = Memory(memory, shapes, ratios, padding_mask)
-        states = self.decoder(props.tgt, props.pos, memory, shapes, props.windows, ratios, padding_mask)
-        return TransformerOutput(states, props, mem)
+        if denoise is None:
+            states = self.decoder(props.tgt, props.pos, memory, shapes, props.windows, ratios, padding_mask)
+            return TransformerOutput(states, props, mem)
+        n = denoise.num
+        mask = attention_mask(denoise.real, denoise.groups, denoise.per_group, props.tgt.shape[1])
+        tgt, pos, windows = (
+            torch.cat((a.to(b.dtype), b), 1)
+            for a, b in ((denoise.tgt, props.tgt), (denoise.pos, props.pos), (denoise.windows, props.windows))
+        )
+        both = self.decoder(tgt, pos, memory, shapes, windows, ratios, padding_mask, mask)
+        states = [LayerState(*(x[:, n:] for x in s)) for s in both]
+        return TransformerOutput(states, props, mem, [s.t3[:, :n] for s in both])
 
     def mask_features(self, out: TransformerOutput, layer: int, index: Tensor) -> Tensor:
         """Mask features of layer `layer` for queries `index: LongTensor[B, K]` (per image). Returns

@@ -19,7 +19,11 @@ from typing import Any
 
 from boxer.models import register_model
 from boxer.models.backbones import create_backbone
+from boxer.models.boxer2d.criterion import SetCriterion
+from boxer.models.boxer2d.denoising import DenoisingGenerator
+from boxer.models.boxer2d.matcher import HungarianMatcher
 from boxer.models.boxer2d.model import BoxeR2D
+from boxer.models.boxer2d.one_to_many import OneToManyBranch
 from boxer.models.boxer2d.transformer import BoxTransformer
 
 PAPER = {"dim": 256, "enc_layers": 6, "dec_layers": 6, "ffn_dim": 1024, "num_queries": 300}
@@ -52,6 +56,14 @@ def _create_boxer2d(
     residual_mode: str = "v1",
     aux_loss: bool = True,
     num_select: int = 100,
+    o2m_topk: int = 0,
+    o2m_enc_topk: int = 0,
+    dn_groups: int = 0,
+    dn_box_noise: float = 0.4,
+    dn_label_noise: float = 0.2,
+    dn_negatives: bool = False,
+    iou_aware: bool = False,
+    iou_aware_cost: bool = False,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -73,6 +85,16 @@ def _create_boxer2d(
         residual_mode: mask-feature residual "v1" (FFN per cell) or "v2" (low memory).
         aux_loss: losses on every decoder layer and the encoder output.
         num_select: detections per image at inference.
+        o2m_topk: one-to-many supervision of the decoder queries (MS-DETR), positives per ground
+            truth; 0 = off (docs/training.md, "Training accelerations").
+        o2m_enc_topk: one-to-many supervision of the encoder proposals: top-k tokens per ground
+            truth by IoU instead of one Hungarian match; 0 = off.
+        dn_groups: denoising query groups (DN-DETR / DINO); 0 = off.
+        dn_box_noise: denoising box noise (corner shift in half box sizes).
+        dn_label_noise: probability of a flipped label in a denoising query.
+        dn_negatives: DINO's contrastive negative denoising queries.
+        iou_aware: IoU-aware (MAL) class loss.
+        iou_aware_cost: IoU-aware (position-modulated) class cost in the Hungarian matching.
     """
     net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
     transformer = BoxTransformer(
@@ -87,6 +109,24 @@ def _create_boxer2d(
         mask_grid=mask_grid,
         residual_mode=residual_mode,
     )
+    criterion = SetCriterion(
+        num_classes,
+        matcher=HungarianMatcher(iou_aware=iou_aware_cost),
+        o2m_topk=o2m_topk,
+        o2m_enc_topk=o2m_enc_topk,
+        iou_aware=iou_aware,
+    )
+    one_to_many = OneToManyBranch(dim, ffn_dim=ffn_dim, num_layers=dec_layers) if o2m_topk else None
+    denoising = None
+    if dn_groups:
+        denoising = DenoisingGenerator(
+            dim,
+            num_classes,
+            groups=dn_groups,
+            box_noise=dn_box_noise,
+            label_noise=dn_label_noise,
+            negatives=dn_negatives,
+        )
     return BoxeR2D(
         net,
         transformer,
@@ -94,6 +134,9 @@ def _create_boxer2d(
         num_queries=num_queries,
         aux_loss=aux_loss,
         num_select=num_select,
+        criterion=criterion,
+        one_to_many=one_to_many,
+        denoising=denoising,
     )
 
 
