@@ -1,30 +1,49 @@
-"""Mask R-CNN (He et al., ICCV 2017) with an FPN over any boxer backbone, e.g. BoTNet-50.
+"""Mask R-CNN (He et al., ICCV 2017) and Faster R-CNN (Ren et al., NeurIPS 2015) with an FPN
+(Lin et al., CVPR 2017) over any boxer backbone, e.g. BoTNet-50 or ResNet-18.
 
-The BoTNet deck evaluates BoT50 inside Mask R-CNN; this wraps torchvision's `MaskRCNN` (RPN, RoIAlign,
-box and mask heads, losses, post-processing) around `create_backbone(name, out_indices=(1, 2, 3, 4))`
-plus torchvision's `FeaturePyramidNetwork` (P2-P5 and a max-pooled P6), and speaks the detector
-protocol of docs/CONTRACTS.md so that `boxer train --model maskrcnn_bot50` and `boxer eval` work:
+The BoTNet deck evaluates BoT50 inside Mask R-CNN; this wraps torchvision's `MaskRCNN` / `FasterRCNN`
+(RPN, RoIAlign, box and mask heads, losses, post-processing) around `create_backbone(name,
+out_indices=(1, 2, 3, 4))` plus torchvision's `FeaturePyramidNetwork` (P2-P5 and a max-pooled P6),
+and speaks the detector protocol of docs/CONTRACTS.md so that `boxer train --model maskrcnn_bot50`
+(or `fasterrcnn_r18_fpn`), `boxer eval` and `boxer predict` work:
 
 - `forward(images, pad_mask, targets)` (training): weighted losses `loss_classifier`, `loss_box_reg`,
-  `loss_mask`, `loss_objectness`, `loss_rpn_box_reg` and their sum `loss`;
+  `loss_mask` (Mask R-CNN only), `loss_objectness`, `loss_rpn_box_reg` and their sum `loss`;
 - `predict(images, pad_mask, targets)`: per image `boxes` xyxy in original pixels, `scores`,
-  contiguous `labels`, and `masks` bool [K, h0, w0].
+  contiguous `labels`, and (Mask R-CNN) `masks` bool [K, h0, w0].
 
 Our labels 0..C-1 become torchvision's 1..C (0 = background) and back. Deviations from torchvision's
 defaults: images arrive already normalised and resized by boxer's data pipeline, so torchvision's
 transform only batches them (no second normalisation or resize); each image is cut to its unpadded
 `size` first. BatchNorm in the backbone trains unless `frozen_bn=True` (use it with pretrained weights).
+
+`fasterrcnn_r18_fpn` is the small-image CPU contender of `boxer2d_r18_lite` (benchmarks/convergence.py),
+set for FashionScenes' 256 x 256 scenes, whose items' boxes are about 15-200 px (mostly 20-120):
+
+- anchors 16, 32, 64, 128, 256 px on P2..P6 (4x the level's stride; torchvision's 32..512 are 8x,
+  made for COCO resized to 800 px, where a 16-px item would only be matched by a P2 anchor of twice
+  its side), aspect ratios 0.5 / 1 / 2 (trousers are tall, sandals and bags wide);
+- FPN width 128 and a 512-wide box head (torchvision: 256 and 1024), the width of the lite BoxeR
+  (d 128); at 256 px the 256-wide FPN and RPN convs on the 64 x 64 P2 map would cost more than the
+  ResNet-18 itself;
+- fewer proposals, sized for <= 12 items per scene: RPN keeps 1000 / 500 per level before NMS and
+  500 / 300 after it (train / test; torchvision 2000 / 1000 both), 256 sampled RoIs per image (512);
+- frozen BatchNorm in the backbone whatever its weights (batch 4 is too small for BN statistics), as
+  `boxer2d_r18_lite`; `pretrained_backbone=FILE` and `backbone_kwargs={'frozen_stages': 2}` work as
+  there; 100 detections per image (BoxeR's `num_select`), score threshold 0.05 (torchvision's).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
@@ -55,6 +74,13 @@ class BackboneWithFPN(nn.Module):
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
+def _to_float32(module: nn.Module, args: Any, output: Any) -> Any:
+    """Forward hook: the output's tensors (in tuples and lists, as the RPN head returns) as float32."""
+    if isinstance(output, Tensor):
+        return output.float()
+    return type(output)(_to_float32(module, args, o) for o in output)
+
+
 class _BatchOnly(GeneralizedRCNNTransform):
     """torchvision's transform without normalisation and resizing (boxer's pipeline did both)."""
 
@@ -75,6 +101,8 @@ class MaskRCNNDetector(nn.Module):
         fpn_channels: FPN width.
         representation_size: width of the box head's two FC layers.
         mask_layers: channels of the mask head's 3x3 convs.
+        anchor_sizes: RPN anchor side in pixels per FPN level P2..P6 (torchvision's COCO default).
+        aspect_ratios: anchor height / width ratios, the same on every level.
         loss_weights: factor per loss name (default 1 each).
         rcnn_kw: further keywords of torchvision's `MaskRCNN` (e.g. box_detections_per_img).
     """
@@ -88,6 +116,8 @@ class MaskRCNNDetector(nn.Module):
         fpn_channels: int = 256,
         representation_size: int = 1024,
         mask_layers: tuple[int, ...] = (256, 256, 256, 256),
+        anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
+        aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
         loss_weights: dict[str, float] | None = None,
         **rcnn_kw: Any,
     ) -> None:
@@ -96,6 +126,8 @@ class MaskRCNNDetector(nn.Module):
             raise BoxerError(
                 f"maskrcnn: the backbone must give 4 maps (strides 4..32), got {backbone.out_strides}"
             )
+        if len(anchor_sizes) != 5:
+            raise BoxerError(f"maskrcnn: anchor_sizes needs one size per level P2..P6, got {anchor_sizes}")
         self.num_classes, self.with_masks = num_classes, with_masks
         self.loss_weights = {name: 1.0 for name in LOSS_NAMES} | dict(loss_weights or {})
         heads: dict[str, nn.Module] = {
@@ -105,8 +137,19 @@ class MaskRCNNDetector(nn.Module):
         if with_masks:
             heads["mask_head"] = MaskRCNNHeads(fpn_channels, list(mask_layers), 1)
             heads["mask_predictor"] = MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes + 1)
+        ratios = tuple(float(r) for r in aspect_ratios)
+        anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes), (ratios,) * len(anchor_sizes))
         detector = MaskRCNN if with_masks else FasterRCNN
-        self.detector = detector(BackboneWithFPN(backbone, out_channels=fpn_channels), **heads, **rcnn_kw)
+        self.detector = detector(
+            BackboneWithFPN(backbone, out_channels=fpn_channels),
+            **heads,
+            rpn_anchor_generator=anchors,
+            **rcnn_kw,
+        )
+        # Box deltas leave the heads in float32, so boxes are decoded in float32 under bf16 autocast
+        # (bf16 steps by 1 px between 128 and 256 px).
+        self.detector.rpn.head.register_forward_hook(_to_float32)
+        self.detector.roi_heads.box_predictor.register_forward_hook(_to_float32)
         self.detector.transform = _BatchOnly(800, 1333, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], size_divisible=32)
 
     # ---------------------------------------------------------------- inputs
@@ -213,3 +256,38 @@ def maskrcnn_bot50(**overrides: Any) -> MaskRCNNDetector:
 def maskrcnn_r50(**overrides: Any) -> MaskRCNNDetector:
     """Mask R-CNN with ResNet-50 (the same MixerResNet code without mixers)."""
     return _create_maskrcnn(**{"backbone": "resnet50_mx", **overrides})
+
+
+# Faster R-CNN for small images (FashionScenes 256 px), see the module docstring.
+R18_SMALL_IMAGES = {
+    "backbone": "resnet18",
+    "fpn_channels": 128,
+    "representation_size": 512,
+    "anchor_sizes": (16, 32, 64, 128, 256),
+    "rpn_pre_nms_top_n_train": 1000,
+    "rpn_pre_nms_top_n_test": 500,
+    "rpn_post_nms_top_n_train": 500,
+    "rpn_post_nms_top_n_test": 300,
+    "box_batch_size_per_image": 256,
+    "box_detections_per_img": 100,
+}
+
+
+def _boxes_only(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    if overrides.get("with_masks"):
+        raise BoxerError(f"{name}: a boxes-only detector; use maskrcnn for masks")
+    return {**overrides, "with_masks": False}
+
+
+@register_model
+def fasterrcnn(**overrides: Any) -> MaskRCNNDetector:
+    """Faster R-CNN + FPN on any backbone (`backbone=`, default resnet50); torchvision's anchors and heads."""
+    return _create_maskrcnn(**{"backbone": "resnet50", **_boxes_only("fasterrcnn", overrides)})
+
+
+@register_model
+def fasterrcnn_r18_fpn(**overrides: Any) -> MaskRCNNDetector:
+    """Faster R-CNN + FPN on ResNet-18 (frozen BN), set for ~256-px images with 15-200 px objects."""
+    bkw = {"frozen_bn": True, **overrides.pop("backbone_kwargs", {})}
+    overrides = _boxes_only("fasterrcnn_r18_fpn", overrides)
+    return _create_maskrcnn(**{**R18_SMALL_IMAGES, "backbone_kwargs": bkw, **overrides})
