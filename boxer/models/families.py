@@ -3,3 +3,4 @@
 # Each family module registers its variants with boxer.models.register_model when imported.
 from boxer.models import classifiers, maskrcnn  # noqa: E402,F401  classifiers, Mask R-CNN (issue 6)
 from boxer.models.boxer2d import variants  # noqa: E402,F401  BoxeR-2D (issues 4, 5)
+from boxer.models.detr import variants as detr_variants  # noqa: E402,F401  DETR baseline
