@@ -62,6 +62,19 @@ def agnostic_ap50(model, dataset) -> float:
     return float(ev.stats[1])
 
 
+def step_gflops(model, batch, amp: str) -> float:
+    """GFLOPs of one training step (forward + backward) on `batch`, torch's counter."""
+    from boxer.benchmarking.flops import count_flops
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            losses = model(batch.images, batch.pad_mask, batch.targets)
+        losses["loss"].backward()
+        model.zero_grad(set_to_none=True)
+
+    return count_flops(step) / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/fashion-scenes", help="FashionScenes folder (its train split)")
@@ -80,10 +93,11 @@ def main() -> None:
     p.add_argument("--no-augment", action="store_true", help="the eval resize only (no DETR recipe)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--tag", default="run")
+    p.add_argument("--seed", type=int, default=0, help="model initialisation and data order")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     size = dict(image_size=a.size, max_size=a.size, with_masks=False)
     train = coco_dataset(_split(a.data, "train"), train=True, augment=not a.no_augment, **size)
     tune = coco_dataset(_split(a.tune, "train"), train=False, **size)
@@ -101,6 +115,7 @@ def main() -> None:
     info = init_distributed("cpu")
     it, train_s, loss_avg, curve = 0, 0.0, 0.0, []
     model.train()
+    gflops = step_gflops(model, next(iter(loader)), a.amp)
     while it < a.iters:
         for batch in loader:
             start = time.perf_counter()
@@ -128,11 +143,12 @@ def main() -> None:
                 break
     model.eval()
     agnostic = agnostic_ap50(model, tune)
-    print(f"class-agnostic AP50 {agnostic:.3f}")
+    print(f"class-agnostic AP50 {agnostic:.3f}, {gflops:.1f} GFLOPs and {train_s / max(it, 1):.3f} s per step")
     out = Path("benchmarks/results/demo_tuning") / f"{a.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "args": vars(a), "curve": curve, "agnostic_AP50": round(agnostic, 4),
+        "gflops_per_step": round(gflops, 1), "s_per_step": round(train_s / max(it, 1), 3),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "torch": torch.__version__,
