@@ -67,10 +67,14 @@ echo "== training (configs/$config.py)"
 "$boxer" train --config "$config" --data "$data" --out "$run" --set "model.pretrained_backbone=$backbone" "num_threads=$threads" ${DEMO_SET:-}
 stamp
 
-# 6. One annotated prediction on a val image.
-image=$(ls "$data/val" | head -1)
-echo "== boxer predict on val/$image"
-"$boxer" predict --checkpoint "$run/best" "$data/val/$image" --out "$run/predictions" --score 0.3
+# 6. Predictions on six val images beside their ground truth. The score threshold is the one with
+#    the best F1 on the run's own training images (--score auto), so the pictures show what the
+#    model finds; grid.png holds all six GT | prediction pairs.
+images=("$data"/val/*.png)
+images=("${images[@]:0:6}")
+echo "== boxer predict on ${#images[@]} val images (ground truth | predictions)"
+"$boxer" predict --checkpoint "$run/best" "${images[@]}" --out "$run/predictions" --score auto \
+  --gt "$data/annotations/instances_val.json" --grid "$run/predictions/grid.png"
 stamp
 
 # 7. Closing summary.
@@ -84,9 +88,17 @@ print(f"   box  AP {last['bbox/AP']:.3f}  AP50 {last['bbox/AP50']:.3f}  AP75 {la
       f"   (FashionScenes val, {last['iteration']} iterations)")
 if "segm/AP" in last:
     print(f"   mask AP {last['segm/AP']:.3f}  AP50 {last['segm/AP50']:.3f}  AP75 {last['segm/AP75']:.3f}")
+per_class = {k.split("/", 2)[2]: v for k, v in last.items() if k.startswith("bbox/AP50/")}
+if per_class:
+    print("   box AP50 per class (low = the model misses or mislabels that class):")
+    width = max(len(name) for name in per_class)
+    for name, value in per_class.items():
+        shown = f"{value:5.3f}  {'#' * round(20 * value)}" if value >= 0 else "  -    (no val boxes)"
+        print(f"     {name:<{width}}  {shown}")
 print(f"   run directory   {run}/  (best/ and last/ checkpoints, metrics.jsonl, config.json)")
 print(f"   TensorBoard     tensorboard --logdir {run}/tb")
-print(f"   prediction      {run}/predictions/  (annotated PNG, results.json)")
+print(f"   predictions     {run}/predictions/grid.png  (ground truth | predictions on 6 val images)")
+print(f"                   {run}/predictions/  (one PNG per image, results.json)")
 print(f"   evaluate again  .venv/bin/boxer eval --checkpoint {run}/best --data <data dir>")
 print(f"   demo time       {seconds / 60:.1f} min (setup not included)")
 EOF

@@ -5,18 +5,63 @@ from __future__ import annotations
 import argparse
 
 
+def score_arg(text: str) -> float | str:
+    """`--score`: "auto" or a number in [0, 1]."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="detect objects in images with a trained checkpoint",
         description="Writes OUT/<image>.png with boxes, class names, scores (and masks), "
-        "OUT/results.json (COCO results, RLE segmentations for mask models) and OUT/images.json "
-        "(the image ids used: the file stem when numeric, else sequential).",
+        "OUT/results.json (COCO results with score >= the threshold, RLE segmentations for mask "
+        "models) and OUT/images.json (the image ids used: the file stem when numeric, else "
+        "sequential). Pictures leave out near-duplicate boxes (IoU >= 0.7 with a better one); the "
+        "results JSON keeps them. Input images are never overwritten.",
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--score", type=float, default=0.3, help="min score to keep (default 0.3)")
+    p.add_argument(
+        "--score",
+        type=score_arg,
+        default=0.3,
+        metavar="FLOAT|auto",
+        help="min score to keep (default 0.3); 'auto' picks the threshold with the best F1 "
+        "(IoU >= 0.5, class-aware) on the run's own training images (its config.json names them)",
+    )
+    p.add_argument(
+        "--score-images", type=positive_int, default=64, metavar="N", help="training images for --score auto"
+    )
+    p.add_argument("--top", type=positive_int, metavar="N", help="draw at most N detections per image")
+    p.add_argument(
+        "--gt",
+        metavar="ANNOTATIONS.json",
+        help="COCO annotations of the images (matched by file name): pictures show the ground truth "
+        "on the left of the predictions",
+    )
+    p.add_argument(
+        "--grid", metavar="FILE.png", help="also write up to 6 images as one picture (GT | prediction pairs)"
+    )
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
     p.set_defaults(func=run)
@@ -24,15 +69,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boxer.engine.runner import predict_images
+    from boxer.errors import BoxerError
 
+    if args.grid and not args.grid.lower().endswith(".png"):
+        raise BoxerError(f"--grid: {args.grid} is not a .png file name")
     out = predict_images(
         args.checkpoint,
         args.inputs,
         args.out,
         score=args.score,
+        score_images=args.score_images,
+        top=args.top,
+        gt=args.gt,
+        grid=args.grid,
         batch_size=args.batch_size,
         device=args.device,
     )
-    print(f"{len(out['images'])} annotated images and {out['detections']} detections written to {args.out}")
+    hint = (
+        "the threshold comes from training images; a lower --score FLOAT shows more"
+        if args.score == "auto"
+        else "try --score auto or a lower --score"
+    )
+    for name, note in out["empty"]:
+        print(f"{name}: no detection drawn: {note}; {hint}")
+    print(
+        f"{len(out['images'])} annotated images and {out['detections']} detections "
+        f"(score >= {out['score']:.2f}) written to {args.out}"
+    )
+    if out["grid"]:
+        print(f"grid of {'ground truth | predictions' if args.gt else 'predictions'}: {out['grid']}")
     print(f"COCO results: {out['results']} (image ids in {args.out}/images.json)")
     return 0

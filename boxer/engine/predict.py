@@ -1,10 +1,13 @@
-"""Prediction on image files: annotated PNGs and a COCO results JSON.
+"""Prediction on image files: annotated PNGs, a GT | prediction grid and a COCO results JSON.
 
 Images go through the same eval resize as `CocoDetection` (`build_transforms(False, ...)`) and the
 ImageNet normalisation. Outputs in `out_dir`:
 
-- `<stem>.png`: the image with boxes, class names, scores and (mask models) masks drawn, for
-  detections with score >= the threshold;
+- `<stem>.png`: the image (enlarged to a long side of at least 512 px) with the detections of
+  score >= the threshold drawn by `boxer.engine.draw` (near-duplicates and those beyond `top`
+  left out of the picture only); with ground truth, the GT panel on the left. When nothing is drawn
+  a banner says so, with the threshold and the best score found;
+- `grid.png` (any name, optional): up to 6 images as GT | prediction pairs;
 - `results.json`: COCO results (`image_id`, `category_id`, `bbox` xywh, `score`, and compressed
   RLE `segmentation` for mask models), accepted by pycocotools' `COCO.loadRes`;
 - `images.json`: a COCO skeleton (`images` with the ids used, `categories`) so that
@@ -22,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor
 
+from boxer.engine import draw
 from boxer.engine.checkpoint import atomic_write_text
+from boxer.engine.ground_truth import GroundTruth
 from boxer.errors import BoxerError
 from boxer.evaluation import prediction_to_records
 
@@ -116,24 +122,70 @@ def keep_above(pred: dict[str, Tensor], score: float) -> dict[str, Tensor]:
     return {k: v[keep] for k, v in pred.items()}
 
 
-def draw_predictions(image: Tensor, pred: dict[str, Tensor], class_names: Sequence[str]) -> Tensor:
-    """`image` (uint8 [3, H, W]) with masks, boxes and "name score" labels drawn."""
-    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
-
-    if len(pred["scores"]) == 0:
-        return image
-    colors = [_color(int(c)) for c in pred["labels"]]
-    if "masks" in pred:
-        image = draw_segmentation_masks(image, pred["masks"].bool(), alpha=0.45, colors=colors)
-    labels = [f"{class_names[int(c)]} {s:.2f}" for c, s in zip(pred["labels"], pred["scores"].tolist())]
-    width = max(1, round(max(image.shape[-2:]) / 300))
-    return draw_bounding_boxes(image, pred["boxes"].float(), labels=labels, colors=colors, width=width)
+def output_paths(paths: Sequence[Path], ids: Sequence[int], out_dir: Path) -> list[Path]:
+    """`out_dir/<stem>.png` per image; `<stem>-<id>.png` when two inputs share a stem."""
+    outs: list[Path] = []
+    for path, image_id in zip(paths, ids):
+        png = out_dir / f"{path.stem}.png"
+        outs.append(out_dir / f"{path.stem}-{image_id}.png" if png in outs else png)
+    return outs
 
 
-def _color(label: int) -> tuple[int, int, int]:
-    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
-    palette += [(145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-    return palette[label % len(palette)]
+def refuse_overwrite(inputs: Sequence[Path], outputs: Sequence[Path], flag: str = "--out") -> None:
+    """Raises when an output file would replace an input image."""
+    given = {p.resolve(): p for p in inputs}
+    for out in outputs:
+        if out.resolve() in given:
+            raise BoxerError(f"{flag}: writing {out} would overwrite the input image {given[out.resolve()]}")
+
+
+def prediction_panel(
+    pred: dict[str, Tensor], *, score: float, top: int | None = None, title_prefix: str = ""
+) -> draw.Panel:
+    """The drawn part of a prediction (already >= `score`): near-duplicates and those past `top` left out.
+
+    Args:
+        pred: boxes, scores, labels (masks) of one image, with score >= `score`.
+        score: the threshold, for the title and the note.
+        top: draw at most this many.
+        title_prefix: e.g. the file name.
+    """
+    distinct = draw.drawn_subset(pred["boxes"], pred["scores"])
+    keep = distinct[:top] if top is not None else distinct
+    duplicates, capped = len(pred["scores"]) - len(distinct), len(distinct) - len(keep)
+    title = f"{title_prefix}predicted: {len(keep)} with score >= {score:.2f}"
+    hidden = [f"{duplicates} near-duplicates"] * bool(duplicates) + [f"{capped} past --top"] * bool(capped)
+    if hidden:
+        title += f" ({' and '.join(hidden)} not drawn)"
+    masks = pred["masks"][keep] if "masks" in pred else None
+    return draw.Panel(pred["boxes"][keep], pred["labels"][keep], pred["scores"][keep], masks, title)
+
+
+def empty_note(score: float, best: float | None) -> str:
+    """Why a picture shows no detection."""
+    if best is None:
+        return "no detections at all"
+    digits = next((d for d in range(2, 6) if f"{best:.{d}f}" != f"{score:.{d}f}"), 6)
+    return f"nothing scores >= {score:.{digits}f} (best score {best:.{digits}f})"
+
+
+def truth_panel(gt: GroundTruth | None, ann_name: str, title_prefix: str = "") -> draw.Panel:
+    """The ground-truth panel of an image (a note when the annotation file does not name it)."""
+    if gt is None:
+        empty = draw.Panel(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
+        empty.title, empty.note = f"{title_prefix}ground truth", f"not in {ann_name}"
+        return empty
+    return draw.Panel(gt.boxes, gt.labels, title=f"{title_prefix}ground truth: {len(gt.boxes)} boxes")
+
+
+def picture(
+    raw: Tensor, panels: Sequence[draw.Panel], class_names: Sequence[str], *, display: int
+) -> Image.Image:
+    """The panels of one image side by side."""
+    return draw.hstack([draw.render_panel(raw, p, class_names, display=display) for p in panels])
+
+
+GRID_IMAGES, GRID_DISPLAY, PNG_DISPLAY = 6, 384, 512
 
 
 def write_outputs(
@@ -144,27 +196,89 @@ def write_outputs(
     cat_ids: Sequence[int],
     class_names: Sequence[str],
     score: float,
+    top: int | None = None,
+    truth: Sequence[GroundTruth | None] | None = None,
+    ann_name: str = "",
+    grid: Path | None = None,
 ) -> dict[str, Any]:
-    """Writes the PNGs, results.json and images.json; returns counts and paths."""
-    from torchvision.io import write_png
+    """Writes the PNGs, the grid, results.json and images.json.
+
+    Args:
+        out_dir: output folder.
+        dataset: the images (paths, ids).
+        predictions: image id -> prediction (all scores).
+        cat_ids: contiguous label -> category id.
+        class_names: contiguous label -> name.
+        score: keep detections >= this in results.json and the pictures.
+        top: draw at most this many per image.
+        truth: per image its ground truth (None: not in the file); None = no GT panels.
+        ann_name: the annotation file's name, for notes.
+        grid: also write up to GRID_IMAGES GT | prediction pairs there.
+
+    Returns:
+        `images` (PNG paths), `detections` (records written), `results` (path), `empty`
+        (`(image name, note)` of pictures without detections) and `grid` (path or None).
+    """
+    from boxer.engine.ground_truth import check_size
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    results, images, drawn = [], [], []
-    for index, (path, image_id) in enumerate(zip(dataset.paths, dataset.ids)):
-        pred = keep_above(predictions[image_id], score)
+    results, images, empty, cells = [], [], [], []
+    pngs = output_paths(dataset.paths, dataset.ids, out_dir)
+    for index, (path, image_id, png) in enumerate(zip(dataset.paths, dataset.ids, pngs)):
         raw = dataset.load_uint8(index)
-        images.append({"id": image_id, "file_name": str(path), "height": raw.shape[1], "width": raw.shape[2]})
+        h, w = raw.shape[1:]
+        images.append({"id": image_id, "file_name": str(path), "height": h, "width": w})
+        pred = keep_above(predictions[image_id], score)
         results.extend(prediction_to_records(image_id, pred, cat_ids, with_masks="masks" in pred))
-        png = out_dir / f"{path.stem}.png"
-        if png in drawn:  # same stem from two folders or suffixes
-            png = out_dir / f"{path.stem}-{image_id}.png"
-        tmp = png.with_name(f".{png.name}.tmp")
-        write_png(draw_predictions(raw, pred, class_names), str(tmp))
-        tmp.replace(png)
-        drawn.append(png)
+        panels = [prediction_panel(pred, score=score, top=top)]
+        if not len(pred["scores"]):
+            all_scores = predictions[image_id]["scores"]
+            panels[0].note = empty_note(score, float(all_scores.max()) if len(all_scores) else None)
+            empty.append((path.name, panels[0].note))
+        if truth is not None:
+            check_size(truth[index], path, h, w, ann_name)
+            panels.insert(0, truth_panel(truth[index], ann_name, f"{path.name}: "))
+        else:
+            panels[0].title = f"{path.name}: {panels[0].title}"
+        draw.save_png(picture(raw, panels, class_names, display=PNG_DISPLAY), png)
+        if grid is not None and len(cells) < GRID_IMAGES:
+            cells.append(picture(raw, panels, class_names, display=GRID_DISPLAY))
+    if grid is not None:
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        draw.save_png(draw.grid(cells, columns=2 if truth is not None else 3), grid)
     categories = [{"id": int(c), "name": n} for c, n in zip(cat_ids, class_names)]
     atomic_write_text(out_dir / "results.json", json.dumps(results) + "\n")
     atomic_write_text(
         out_dir / "images.json", json.dumps({"images": images, "categories": categories}) + "\n"
     )
-    return {"images": drawn, "detections": len(results), "results": out_dir / "results.json"}
+    return {"images": pngs, "detections": len(results), "results": out_dir / "results.json",
+            "empty": empty, "grid": grid}  # fmt: skip
+
+
+def ground_truth_of(
+    paths: Sequence[Path], ann_file: str | Path, cat_ids: Sequence[int]
+) -> list[GroundTruth | None]:
+    """Each image's entry in `ann_file` (matched by file name), or None where it has none."""
+    from boxer.engine.ground_truth import load_ground_truth, match_by_file_name
+
+    return match_by_file_name(paths, load_ground_truth(ann_file, cat_ids), ann_file)
+
+
+def choose_score(
+    model, cfg, cat_ids: Sequence[int], *, run: Path, images: int, batch_size: int = 1, log=print
+) -> float:
+    """`--score auto`: the best-F1 threshold on the run's training images, logged in one line."""
+    from boxer.engine.threshold import auto_score_threshold
+
+    try:
+        choice, used = auto_score_threshold(model, cfg, cat_ids, images=images, batch_size=batch_size)
+    except BoxerError as err:
+        raise BoxerError(f"--score auto: {run}: {err}; give --score FLOAT instead") from None
+    best = "" if choice.note else "best "
+    log(
+        f"score threshold {choice.threshold:.2f} ({best}F1 {choice.f1:.2f} on {used} training images of "
+        f"{run}: precision {choice.precision:.2f}, recall {choice.recall:.2f})"
+    )
+    if choice.note:
+        log(f"  note: {choice.note}")
+    return choice.threshold

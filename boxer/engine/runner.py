@@ -208,27 +208,51 @@ def predict_images(
     inputs: list[str],
     out_dir: str | Path,
     *,
-    score: float = 0.3,
+    score: float | str = 0.3,
+    score_images: int = 64,
+    top: int | None = None,
+    gt: str | None = None,
+    grid: str | None = None,
     batch_size: int = 1,
     device: str = "auto",
+    log=print,
 ) -> dict[str, Any]:
-    """Runs a checkpoint on image files; writes PNGs, results.json and images.json to `out_dir`."""
+    """Runs a checkpoint on image files; writes PNGs, results.json, images.json (and a grid).
+
+    `score="auto"` picks the best-F1 threshold on `score_images` images of the run's training split
+    (`boxer.engine.threshold`); `gt` adds ground-truth panels (images matched by file name).
+    The returned dict (`boxer.engine.predict.write_outputs`) also holds the `score` used.
+    """
+    from boxer.data import collate_detection
+    from boxer.engine import predict as P
     from boxer.engine.distributed import pick_device
     from boxer.engine.evaluate import predict_batches
-    from boxer.engine.predict import ImageFiles, assign_image_ids, list_images, write_outputs
 
-    paths = list_images(inputs)
+    paths = P.list_images(inputs)
+    ids = P.assign_image_ids(paths)
+    P.refuse_overwrite(paths, P.output_paths(paths, ids, Path(out_dir)), "--out")
+    P.refuse_overwrite(paths, [Path(grid)] if grid else [], "--grid")
     model, config = load_detector(path, pick_device(device))
     cfg = _sizes_of(config)
-    dataset = ImageFiles(paths, assign_image_ids(paths), image_size=cfg.image_size, max_size=cfg.max_size)
-    from boxer.data import collate_detection
-
+    truth = P.ground_truth_of(paths, gt, config["cat_ids"]) if gt else None
+    if score == "auto":
+        score = P.choose_score(model, cfg, config["cat_ids"], run=_run_name(path), images=score_images,
+                               batch_size=batch_size, log=log)  # fmt: skip
+    dataset = P.ImageFiles(paths, ids, image_size=cfg.image_size, max_size=cfg.max_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_detection)
     predictions = predict_batches(model, loader, next(model.parameters()).device, cfg.amp)
-    return write_outputs(
+    out = P.write_outputs(
         Path(out_dir), dataset, predictions, cat_ids=config["cat_ids"], class_names=config["class_names"],
-        score=score,
+        score=float(score), top=top, truth=truth, ann_name=Path(gt).name if gt else "",
+        grid=Path(grid) if grid else None,
     )  # fmt: skip
+    return {**out, "score": float(score)}
+
+
+def _run_name(checkpoint: str | Path) -> Path:
+    """The run directory of a checkpoint path as given (RUN/best -> RUN)."""
+    given = Path(checkpoint)
+    return given.parent if given.name in ("last", "best") else given
 
 
 def resume_config(checkpoint: str | Path, overrides: dict[str, Any]) -> tuple[TrainConfig, Path]:

@@ -3,6 +3,11 @@
 faster-coco-eval (a C++ re-implementation of pycocotools' COCOeval) gives the same 12 stats as
 pycocotools (tests/evaluation checks parity; pycocotools is the oracle) and is several times
 faster; see benchmarks/coco_eval.py. Follows docs/CONTRACTS.md (`CocoEvaluator`).
+
+Per-class AP and AP50 come from COCOeval's accumulated `precision` array `[T, R, K, A, M]` (IoU
+thresholds, recall points, categories, area ranges, max detections) the standard way (as
+detectron2's COCOEvaluator): area "all", 100 detections, the mean of the entries > -1; a category
+without ground truth gets -1. That equals COCOeval run on the one category (tests/evaluation).
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ from boxer.data.io import atomic_write_json
 from boxer.errors import BoxerError
 from boxer.evaluation.results import prediction_to_records
 
-__all__ = ["IOU_TYPES", "STAT_NAMES", "CocoEvaluator", "format_summary_lines", "records_for"]
+__all__ = [
+    "IOU_TYPES",
+    "STAT_NAMES",
+    "CocoEvaluator",
+    "format_per_class_table",
+    "format_summary_lines",
+    "per_class_ap",
+    "per_class_metrics",
+    "records_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +67,48 @@ def format_summary_lines(stats: Sequence[float]) -> list[str]:
             f" {title:<18} {short} @[ IoU={iou:<9} | area={area:>6} | maxDets={max_dets:>3d} ] = {value:0.3f}"
         )
     return lines
+
+
+def per_class_ap(precision: np.ndarray, iou_thrs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-category AP (IoU 0.50:0.95) and AP50 from COCOeval's `eval["precision"]`.
+
+    Args:
+        precision: `[T, R, K, A, M]`, -1 where a category has no ground truth.
+        iou_thrs: the T IoU thresholds (`params.iouThrs`); one of them must be 0.5.
+
+    Returns:
+        (ap, ap50), each `[K]` in the order of `params.catIds`, -1 for categories without GT.
+    """
+    p = np.asarray(precision)[:, :, :, 0, -1]  # T, R, K at area "all", the most detections
+    t50 = int(np.argmin(np.abs(np.asarray(iou_thrs) - 0.5)))
+
+    def mean_valid(x: np.ndarray) -> np.ndarray:  # [..., K] -> [K]
+        x = x.reshape(-1, x.shape[-1])
+        valid = x > -1
+        total = np.where(valid, x, 0.0).sum(axis=0)
+        return np.where(valid.any(axis=0), total / np.maximum(valid.sum(axis=0), 1), -1.0)
+
+    return mean_valid(p), mean_valid(p[t50])
+
+
+def per_class_metrics(
+    metrics: dict[str, float], iou_type: str = "bbox", name: str = "AP50"
+) -> dict[str, float]:
+    """Class name -> value of the per-class keys `<iou_type>/<name>/<class>` of `evaluate`'s dict."""
+    prefix = f"{iou_type}/{name}/"
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def format_per_class_table(
+    iou_type: str, names: Sequence[str], ap: Sequence[float], ap50: Sequence[float]
+) -> list[str]:
+    """A short table of per-class AP50 and AP (two classes per row beyond 10 classes)."""
+    width = max([len(n) for n in names] + [5])
+    cells = [f"{n:<{width}}  {a50:6.3f}  {a:6.3f}" for n, a, a50 in zip(names, ap, ap50)]
+    head = f"{'class':<{width}}  {'AP50':>6}  {'AP':>6}"
+    cols = 1 if len(cells) <= 10 else 2
+    rows = [" | ".join(cells[i : i + cols]) for i in range(0, len(cells), cols)]
+    return [f"Per-class {iou_type} AP50 and AP (-1: no ground truth)", " | ".join([head] * cols), *rows]
 
 
 def records_for(iou_type: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -134,17 +190,26 @@ class CocoEvaluator:
         self.results = [r for res, _ in gathered for r in res]
         self.img_ids = {i for _, ids in gathered for i in ids}
 
-    def _evaluate_type(self, iou_type: str, img_ids: list[int]) -> np.ndarray:
+    def class_names(self) -> list[str]:
+        """The GT category names in `cat_ids` order; a name used twice gets `#<id>` appended."""
+        names = [str(self.coco_gt.cats[c].get("name", c)) for c in self.cat_ids]
+        return [f"{n}#{c}" if names.count(n) > 1 else n for n, c in zip(names, self.cat_ids)]
+
+    def _evaluate_type(self, iou_type: str, img_ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The 12 stats, and per-class AP and AP50 in `cat_ids` order."""
         coco_dt = self.coco_gt.loadRes(records_for(iou_type, self.results))
         ev = COCOeval_faster(self.coco_gt, coco_dt, iou_type, print_function=lambda *a, **k: None)
         ev.params.imgIds = img_ids
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-        return np.asarray(ev.stats[:12], dtype=np.float64)
+        ap, ap50 = per_class_ap(ev.eval["precision"], ev.params.iouThrs)
+        index = [list(ev.params.catIds).index(c) for c in self.cat_ids]
+        return np.asarray(ev.stats[:12], dtype=np.float64), ap[index], ap50[index]
 
     def evaluate(self) -> dict[str, float]:
-        """Computes the stats; keys like `bbox/AP`, `bbox/APs`, `segm/AR100` (-1 where COCO has no GT).
+        """Computes the stats; keys like `bbox/AP`, `bbox/APs`, `segm/AR100` (-1 where COCO has no GT),
+        and per class `bbox/AP/<class name>`, `bbox/AP50/<class name>` (likewise for segm).
 
         Images never passed to `update` are left out (so a partial pass evaluates that subset);
         without any `update`, every ground-truth image counts.
@@ -155,12 +220,16 @@ class CocoEvaluator:
         if unknown:
             raise BoxerError(f"predictions for image ids not in the ground truth: {unknown[:5]}")
         stats: dict[str, float] = {}
+        names = self.class_names()
         for iou_type in self.iou_types:
-            values = self._evaluate_type(iou_type, img_ids)
+            values, ap, ap50 = self._evaluate_type(iou_type, img_ids)
             stats.update({f"{iou_type}/{name}": float(v) for name, v in zip(STAT_NAMES, values)})
+            stats.update({f"{iou_type}/AP/{n}": float(v) for n, v in zip(names, ap)})
+            stats.update({f"{iou_type}/AP50/{n}": float(v) for n, v in zip(names, ap50)})
             if self.verbose and _rank() == 0:
                 print(f"IoU metric: {iou_type}")
                 print("\n".join(format_summary_lines(values)))
+                print("\n".join(format_per_class_table(iou_type, names, ap, ap50)))
         return stats
 
     def write_results(self, path: str | os.PathLike) -> Path:

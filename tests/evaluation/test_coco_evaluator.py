@@ -1,5 +1,6 @@
 """CocoEvaluator: GT as predictions gives AP 1, results JSON loads in pycocotools, empty predictions
-give AP 0, and the 12 stats equal pycocotools' (the oracle) on imperfect predictions."""
+give AP 0, and the 12 stats and the per-class AP / AP50 equal pycocotools' (the oracle) on imperfect
+predictions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ from pycocotools.cocoeval import COCOeval
 
 from boxer.errors import BoxerError
 from boxer.evaluation import STAT_NAMES, CocoEvaluator
-from boxer.evaluation.coco_evaluator import records_for
+from boxer.evaluation.coco_evaluator import (
+    format_per_class_table,
+    per_class_ap,
+    per_class_metrics,
+    records_for,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
 
@@ -84,8 +90,15 @@ def test_ground_truth_gives_ap_one(val, capsys):
         assert stats[f"{t}/AP"] == pytest.approx(1.0) and stats[f"{t}/AP50"] == pytest.approx(1.0)
         for rng in ("APs", "APm", "APl"):  # -1 where the tiny set has no GT of that size
             assert stats[f"{t}/{rng}"] in (pytest.approx(1.0), -1.0)
-    assert set(stats) == {f"{t}/{n}" for t in ("bbox", "segm") for n in STAT_NAMES}
+    names = [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+    per_class = {f"{t}/{m}/{n}" for t in ("bbox", "segm") for m in ("AP", "AP50") for n in names}
+    assert set(stats) == {f"{t}/{n}" for t in ("bbox", "segm") for n in STAT_NAMES} | per_class
+    has_gt = {
+        c["name"] for c in data["categories"] if any(a["category_id"] == c["id"] for a in data["annotations"])
+    }
+    assert per_class_metrics(stats, "segm", "AP50") == {n: (1.0 if n in has_gt else -1.0) for n in names}
     out = capsys.readouterr().out.splitlines()
+    assert "Per-class bbox AP50 and AP (-1: no ground truth)" in out
     assert "IoU metric: bbox" in out and "IoU metric: segm" in out
     assert " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000" in out
     assert sum(line.startswith(" Average") for line in out) == 24
@@ -176,3 +189,45 @@ def test_bad_arguments(val):
                 }
             }
         )
+
+
+def _pycocotools_class_stats(ann, records, iou_type, cat_id) -> np.ndarray:
+    """COCOeval restricted to one category: its AP and AP50 are that class's (the oracle)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ann))
+        dt = gt.loadRes(records_for(iou_type, records))
+        ev = COCOeval(gt, dt, iou_type)
+        ev.params.catIds = [cat_id]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats[:2])
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_per_class_ap_matches_pycocotools(val, iou_type):
+    ann, data = val
+    ev = CocoEvaluator(ann, iou_types=(iou_type,), cat_ids=_cat_ids(data), verbose=False)
+    ev.update(_gt_predictions(data, noise=2.0, extra=4, seed=5))
+    stats = ev.evaluate()
+    ap, ap50 = per_class_metrics(stats, iou_type, "AP"), per_class_metrics(stats, iou_type, "AP50")
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    checked = 0
+    for cat_id in _cat_ids(data):
+        oracle = _pycocotools_class_stats(ann, ev.results, iou_type, cat_id)
+        np.testing.assert_allclose([ap[names[cat_id]], ap50[names[cat_id]]], oracle, rtol=0, atol=1e-12)
+        checked += bool(0 < oracle[0] < 1)
+    assert checked >= 2, "some classes are imperfect, so the comparison means something"
+
+
+def test_per_class_ap_from_a_precision_array():
+    precision = -np.ones((10, 101, 3, 4, 3))  # T, R, K, A, M; class 2 has no ground truth
+    precision[:, :, 0, 0, -1] = 0.5
+    precision[0, :, 1, 0, -1] = 1.0  # class 1: perfect at IoU 0.5 only, 0 elsewhere
+    precision[1:, :, 1, 0, -1] = 0.0
+    precision[:, :, 0, 1:, :2] = 0.9  # other areas / max-dets are not read
+    ap, ap50 = per_class_ap(precision, np.linspace(0.5, 0.95, 10))
+    np.testing.assert_allclose(ap, [0.5, 0.1, -1.0])
+    np.testing.assert_allclose(ap50, [0.5, 1.0, -1.0])
+    lines = format_per_class_table("bbox", ["a", "bb", "c"], ap, ap50)
+    assert lines[2] == "a       0.500   0.500" and lines[4].endswith("-1.000  -1.000")
