@@ -50,7 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(IoU >= 0.5, class-aware) on the run's own training images (its config.json names them)",
     )
     p.add_argument(
-        "--score-images", type=positive_int, default=64, metavar="N", help="training images for --score auto"
+        "--score-images",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="training images for --score auto (default 64)",
     )
     p.add_argument("--top", type=positive_int, metavar="N", help="draw at most N detections per image")
     p.add_argument(
