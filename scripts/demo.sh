@@ -17,14 +17,24 @@ backbone=${DEMO_BACKBONE:-data/pretrained/resnet18-fashion-items.safetensors}
 start=$(date +%s)
 # Torch threads: one per idle core. On a shared machine a thread that must wait for a busy core
 # stalls every parallel region (measured here: 2 threads with one core taken by another job ran a
-# ResNet-18 training step 5-8x slower than 1 thread), so the demo counts the cores the 1-minute
-# load average leaves free. DEMO_THREADS overrides.
+# ResNet-18 training step 5-8x slower than 1 thread). The load average lags the machine's state (it
+# still counts this script's own setup), so the demo samples /proc/stat over one second and counts
+# the cores that were at least half idle. DEMO_THREADS overrides.
 cpus=$(nproc)
-threads=${DEMO_THREADS:-$("$python" -c 'import os; n = os.cpu_count() or 1; print(max(1, min(n, round(n - os.getloadavg()[0]))))')}
+threads=${DEMO_THREADS:-$("$python" - <<'PY'
+import os, time
+def sample():
+    rows = [line.split() for line in open("/proc/stat") if line.startswith("cpu") and line[3] != " "]
+    return [(int(r[4]) + int(r[5]), sum(int(v) for v in r[1:8])) for r in rows]  # idle+iowait, total
+a = sample(); time.sleep(1.0); b = sample()
+idle = sum(1 for (i0, t0), (i1, t1) in zip(a, b) if t1 > t0 and (i1 - i0) / (t1 - t0) >= 0.5)
+print(max(1, min(idle, os.cpu_count() or 1)))
+PY
+)}
 export OMP_NUM_THREADS=$threads
 stamp() { echo "   [$(( $(date +%s) - start )) s]"; }
 echo "demo: data=$data run=$run config=$config"
-echo "      $cpus CPUs, 1-min load $(cut -d' ' -f1 /proc/loadavg): $threads torch thread(s) (DEMO_THREADS overrides)"
+echo "      $cpus CPUs, $threads idle over 1 s (1-min load $(cut -d' ' -f1 /proc/loadavg)): $threads torch thread(s) (DEMO_THREADS overrides)"
 
 # 1. The dataset: generated once (default sizes, seed 0); the folder appears atomically, so its
 #    annotation files existing means it is complete.
