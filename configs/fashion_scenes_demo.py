@@ -14,6 +14,10 @@ another seed (`boxer data fashion-scenes --seed 7`), never on FashionScenes val:
 - Images: the native 256 x 256, no augmentation. The DETR recipe (multi-scale resize, random crop)
   is for 50-epoch schedules; in under two epochs it halves AP50 at a given iteration (measured on the
   tuning set: 0.12 -> 0.22 at 300 iterations without it).
+- Training accelerations (docs/training.md, "Training accelerations"): denoising queries (3 groups)
+  and the IoU-aware class loss and matching cost. On the tuning set (seed 0, 1 thread) they lift box
+  AP50 at 600 iterations from 0.284 to 0.346 (AP 0.153 -> 0.194) for +0.6% FLOPs per step; the
+  one-to-many branch was tried and left out (0.209 at 600 iterations: it slows early training).
 - bf16 autocast (box-attention itself runs in fp32): about 1.2x faster per step on this CPU.
 - Length: `max_minutes` caps training whatever the CPU load, and `time_schedule` moves the LR drop
   (x0.1 at 80% of the run) with the clock, so a slow machine still anneals. `max_iters` is the plan
@@ -22,7 +26,12 @@ another seed (`boxer data fashion-scenes --seed 7`), never on FashionScenes val:
 
 CONFIG = dict(
     model="boxer2d_r18_lite",
-    model_kwargs={"backbone_kwargs": {"frozen_stages": 2}},
+    model_kwargs={
+        "backbone_kwargs": {"frozen_stages": 2},
+        "dn_groups": 3,
+        "iou_aware": True,
+        "iou_aware_cost": True,
+    },
     image_size=256,
     max_size=256,
     augment=False,
