@@ -20,9 +20,10 @@ give. The optimiser is the engine's (`boxer.engine.optim`: AdamW, wd 1e-4, clip 
 
 Contenders (the `CONTENDERS` table below; pick with `--contenders a,b`):
 
-- `boxer_lite`: `boxer2d_r18_lite` with the demo recipe (configs/fashion_scenes_demo.py);
-- `boxer_lite_accel`: the same with BoxeR's training accelerations (one-to-many supervision,
-  denoising groups, IoU-aware scores) as model keywords;
+- `boxer_lite`: `boxer2d_r18_lite` with the demo recipe (configs/fashion_scenes_demo.py) but the
+  spec's losses (the recipe before the training accelerations);
+- `boxer_lite_accel`: the demo recipe itself, with the accelerations the tuning set kept (denoising
+  queries, IoU-aware class loss and matching cost);
 - `detr_lite`: `detr_r18_lite` (DETR at the lite size);
 - `fasterrcnn_r18_fpn`: torchvision Faster R-CNN + FPN set for small images (boxer/models/maskrcnn.py).
 
@@ -31,7 +32,8 @@ A contender whose model or keywords do not exist stops the script before any tra
     # the full benchmark (about 4 x 30 CPU-minutes of training plus evaluations; long)
     taskset -c 0 .venv/bin/python benchmarks/convergence.py --data data/fashion-scenes --tune /tmp/fs_tune \\
         --backbone data/pretrained/resnet18-fashion-items.safetensors
-    # quick mode: marks at 1, 2, 4 CPU-minutes, the first 100 tuning images (~20 minutes in all)
+    # quick mode: marks at 2, 4, 8 CPU-minutes, the first 100 tuning images (~40 minutes on one core;
+    # two contenders per core: a second process with --out B.json, then --merge-from B.json; about 20)
     taskset -c 0 .venv/bin/python benchmarks/convergence.py --quick --contenders boxer_lite,fasterrcnn_r18_fpn
     # add a contender to an existing report (same setup) without re-running the others
     .venv/bin/python benchmarks/convergence.py --quick --contenders detr_lite --merge
@@ -74,11 +76,13 @@ class Contender:
 
 
 CONTENDERS: dict[str, Contender] = {
-    "boxer_lite": Contender("boxer2d_r18_lite", FROZEN2, note="the demo recipe"),
+    "boxer_lite": Contender(
+        "boxer2d_r18_lite", FROZEN2, note="the demo recipe without the accelerations (the spec's losses)"
+    ),
     "boxer_lite_accel": Contender(
         "boxer2d_r18_lite",
-        {**FROZEN2, "dn_groups": 3},
-        note="demo recipe + denoising queries (3 groups), the acceleration the tuning set kept",
+        {**FROZEN2, "dn_groups": 3, "iou_aware": True, "iou_aware_cost": True},
+        note="the demo recipe: + denoising queries (3 groups), IoU-aware class loss and cost",
     ),
     "detr_lite": Contender("detr_r18_lite", FROZEN2, lr=2e-4, note="Deformable DETR's lr (untuned)"),
     "fasterrcnn_r18_fpn": Contender(
@@ -88,7 +92,7 @@ CONTENDERS: dict[str, Contender] = {
 # Shared by every contender (configs/fashion_scenes_demo.py): warmup, LR drop, clipping, images, batch.
 SCHEDULE = {"warmup_iters": 50, "warmup_factor": 0.01, "drop_at": 0.8, "lr_gamma": 0.1, "clip_max_norm": 0.1}
 MARKS = (3.0, 7.0, 15.0, 30.0)  # training CPU-minutes
-QUICK = {"marks": (1.0, 2.0, 4.0), "tune_images": 100}
+QUICK = {"marks": (2.0, 4.0, 8.0), "tune_images": 100}
 EVAL_BATCH = 8
 
 
@@ -420,6 +424,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", default=None, help="report JSON (default benchmarks/results/convergence[_quick].json)"
     )
     p.add_argument("--merge", action="store_true", help="keep the other contenders of an existing report")
+    p.add_argument(
+        "--merge-from",
+        default=None,
+        help="no training: add the contenders of this report (same setup) to --out",
+    )
     args = p.parse_args(argv)
     args.marks = tuple(args.marks or (QUICK["marks"] if args.quick else MARKS))
     if args.tune_images is None:
@@ -477,14 +486,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def merge_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Adds the contenders of report `--merge-from` to report `--out` (both measured with the same
+    setup, e.g. two processes on two cores); rewrites the JSON and the PNG."""
+    from boxer.errors import BoxerError
+
+    out, other = Path(args.out), Path(args.merge_from)
+    for path in (out, other):
+        if not path.is_file():
+            raise BoxerError(f"--merge-from: {path} is not a report")
+    report, extra = json.loads(out.read_text()), json.loads(other.read_text())
+    if report["setup"] != extra["setup"]:
+        raise BoxerError(f"--merge-from: {other} was measured with another setup than {out}")
+    report["contenders"].update(extra["contenders"])
+    report["merged_from"] = {"command": extra["command"], "date": extra["date"], "file": str(other)}
+    write_report(out, report)
+    plot(report, out.with_suffix(".png"))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
+    if argv is None and "--merge-from" not in sys.argv:
         _tune_allocator()
     args = parse_args(argv)
     from boxer.errors import BoxerError
 
     try:
-        report = run(args)
+        report = merge_from(args) if args.merge_from else run(args)
     except (BoxerError, ContenderError) as err:
         print(f"convergence: {err}", file=sys.stderr)
         return 2

@@ -75,6 +75,16 @@ def test_tiny_budgets_write_curves_json_and_png(
             assert 0 <= point["AP50_agnostic"] <= 1
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # --merge-from: a report of one contender takes the other's runs without training
+    single = {**report, "contenders": {"boxer_lite": report["contenders"]["boxer_lite"]}}
+    other = {**report, "contenders": {"fasterrcnn_r18_fpn": report["contenders"]["fasterrcnn_r18_fpn"]}}
+    (tmp_path / "a.json").write_text(json.dumps(single))
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    conv = _script()
+    assert conv.main(["--out", str(tmp_path / "a.json"), "--merge-from", str(tmp_path / "b.json")]) == 0
+    merged = json.loads((tmp_path / "a.json").read_text())
+    assert set(merged["contenders"]) == {"boxer_lite", "fasterrcnn_r18_fpn"}
+    assert (tmp_path / "a.png").stat().st_size > 10_000
 
 
 def test_a_rejected_keyword_names_the_contender(backbone, monkeypatch) -> None:
@@ -105,14 +115,15 @@ def test_boxer_lite_is_the_demo_recipe() -> None:
     from boxer.engine.config import load_preset
 
     conv, demo = _script(), load_preset("fashion_scenes_demo")
-    lite = conv.CONTENDERS["boxer_lite"]
-    assert (lite.model, lite.kwargs, lite.lr, lite.lr_backbone) == (
+    lite, accel = conv.CONTENDERS["boxer_lite"], conv.CONTENDERS["boxer_lite_accel"]
+    assert (accel.model, accel.kwargs, accel.lr, accel.lr_backbone) == (
         demo["model"], demo["model_kwargs"], demo["lr"], demo["lr_backbone"]
     )  # fmt: skip
+    assert lite.kwargs == {"backbone_kwargs": demo["model_kwargs"]["backbone_kwargs"]}
     assert lite.amp == demo["amp"] and conv.SCHEDULE["clip_max_norm"] == demo["clip_max_norm"]
     assert conv.SCHEDULE["warmup_iters"] == demo["warmup_iters"]
     assert conv.SCHEDULE["warmup_factor"] == demo["warmup_factor"]
     assert conv.SCHEDULE["drop_at"] == demo["lr_steps"][0] / demo["max_iters"]
     args = conv.parse_args(["--quick"])
     assert (args.size, args.batch_size, args.threads) == (demo["image_size"], demo["batch_size"], 1)
-    assert args.marks == (1.0, 2.0, 4.0) and args.tune_images == 100 and not demo["augment"]
+    assert args.marks == (2.0, 4.0, 8.0) and args.tune_images == 100 and not demo["augment"]
