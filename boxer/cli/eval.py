@@ -19,10 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ann", default="", help="annotation JSON (default DIR/annotations/instances_<split>.json)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
-    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    p.add_argument("--batch-size", type=_at_least(1), default=1, help="images per forward pass (default 1)")
+    p.add_argument(
+        "--workers", type=_at_least(0), default=0, help="data-loading worker processes (default 0)"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
-    p.add_argument("--results", metavar="JSON", help="also write the COCO results JSON here")
+    p.add_argument("--results", metavar="JSON", help="also write the COCO results JSON here (checked first)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --results file")
     p.set_defaults(func=run)
 
 
@@ -39,5 +42,21 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         results=args.results,
+        overwrite=args.overwrite,
     )
     return 0
+
+
+def _at_least(low: int):
+    """An argparse type: an integer >= `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse

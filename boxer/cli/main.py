@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except BoxerError as err:
-        print(f"boxer {args.command}: error: {err}", file=sys.stderr)
+    except BoxerError as err:  # exit code 130: interrupted (Ctrl-C), not an error of the user
+        kind = "" if err.exit_code == 130 else "error: "
+        print(f"boxer {args.command}: {kind}{err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"boxer {args.command}: interrupted", file=sys.stderr)

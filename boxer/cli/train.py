@@ -55,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from boxer.engine import runner
     from boxer.engine.config import parse_set_args, resolve_config
+    from boxer.engine.logging import OutputLog
+    from boxer.engine.outputs import check_run_dir
 
     flags = {
         "model": args.model,
@@ -82,10 +84,21 @@ def run(args: argparse.Namespace) -> int:
             raise BoxerError(
                 f"--out: {cfg.out} already holds a run; use --resume to continue it or another --out"
             )
+        check_run_dir(cfg.out, inputs=_inputs(cfg))
     start = time.perf_counter()
-    record = runner.train(cfg, resume=resume)
-    _summary(cfg.out, record, time.perf_counter() - start)
+    with OutputLog() as output:  # RUN/log.txt: what this command prints, from the banner on
+        try:
+            record = runner.train(cfg, resume=resume, output=output)
+        except BoxerError as err:
+            output.write(f"boxer train: {'' if err.exit_code == 130 else 'error: '}{err}\n")
+            raise
+        _summary(cfg.out, record, time.perf_counter() - start)
     return 0
+
+
+def _inputs(cfg) -> list[str]:
+    """What a run reads: the data folder and its splits, explicit paths, the --init weights."""
+    return [cfg.data, cfg.train_images, cfg.train_ann, cfg.val_images, cfg.val_ann, cfg.init]
 
 
 def _summary(run_dir: str, record: dict, seconds: float) -> None:
@@ -94,4 +107,4 @@ def _summary(run_dir: str, record: dict, seconds: float) -> None:
     ap = {k: v for k, v in record.items() if k.endswith("/AP") or k.endswith("/AP50")}
     scores = ", ".join(f"{k} {v:.3f}" for k, v in ap.items()) or "no evaluation"
     print(f"done in {seconds / 60:.1f} min: epoch {record.get('epoch')}, {scores}")
-    print(f"run directory {run_dir}: last/, best/, metrics.jsonl, config.json, tb/")
+    print(f"run directory {run_dir}: last/, best/, metrics.jsonl, config.json, log.txt, tb/")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -139,14 +140,25 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path
 
 
+def read_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a .safetensors file; a truncated or foreign file is a BoxerError naming it."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BoxerError(f"{path}: not a readable .safetensors file ({reason})") from None
+
+
 def load_checkpoint(path: str | Path, *, with_state: bool = True) -> Checkpoint:
     """Loads a checkpoint directory without unpickling arbitrary objects."""
     path = checkpoint_dir(path)
+    weights = read_safetensors(path / WEIGHTS)
     try:
-        weights = load_file(str(path / WEIGHTS))
         config = json.loads((path / CONFIG).read_text())
     except (OSError, ValueError) as err:
-        raise BoxerError(f"{path}: unreadable checkpoint ({err})") from None
+        raise BoxerError(f"{path / CONFIG}: unreadable checkpoint config ({err})") from None
+    if not isinstance(config, dict):
+        raise BoxerError(f"{path / CONFIG}: expected a JSON object, got {type(config).__name__}")
     state = None
     if with_state and (path / STATE).is_file():
         try:
@@ -164,7 +176,7 @@ def load_weights_file(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise BoxerError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        return read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
@@ -173,6 +185,16 @@ def load_weights_file(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(obj, dict):
         raise BoxerError(f"{path}: expected a state dict")
     return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+def describe_last(run_dir: str | Path) -> str:
+    """What `run_dir/last` holds, for the message of an interrupted or failed run."""
+    last = Path(run_dir) / "last"
+    if not last.exists():
+        return "nothing was saved yet (the first checkpoint comes after the first optimiser step)"
+    parts = last.resolve().name.split("-")  # last-<iteration>-<id>
+    iteration = (parts[1].lstrip("0") or "0") if len(parts) == 3 else "?"
+    return f"{last} holds iteration {iteration}; continue with `boxer train --resume {last}`"
 
 
 def load_matching(model: nn.Module, weights: dict[str, Tensor]) -> tuple[list[str], list[str]]:

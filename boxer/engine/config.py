@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import difflib
 import json
+import math
 import runpy
 import typing
 from dataclasses import dataclass, field
@@ -77,11 +78,15 @@ class TrainConfig:
     ckpt_every_iters: int = 0
     log_every: int = 10
     progress: bool = True
+    progress_seconds: float = 30.0  # between plain progress lines when stderr is not a terminal
     out: str = ""
     init: str = ""
 
     def validate(self) -> TrainConfig:
         """Checks value ranges; raises BoxerError naming the field."""
+        for name, kind in field_types().items():
+            if kind is float and not math.isfinite(getattr(self, name)):
+                raise BoxerError(f"config: {name} must be a finite number, got {getattr(self, name)}")
         positive = ("epochs", "batch_size", "accum_steps")
         for name in positive:
             if getattr(self, name) < 1:
@@ -122,6 +127,12 @@ class TrainConfig:
             )
         if self.log_every < 1:
             raise BoxerError(f"config: log_every must be >= 1, got {self.log_every}")
+        if not self.progress_seconds > 0:
+            raise BoxerError(f"config: progress_seconds must be > 0, got {self.progress_seconds}")
+        if not 0 < self.warmup_factor <= 1:
+            raise BoxerError(f"config: warmup_factor must be in (0, 1], got {self.warmup_factor}")
+        if not self.lr_gamma > 0:
+            raise BoxerError(f"config: lr_gamma must be > 0, got {self.lr_gamma}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

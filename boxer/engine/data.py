@@ -3,7 +3,9 @@
 A data folder uses the COCO layout `DIR/{train,val}/` + `DIR/annotations/instances_{train,val}.json`
 (COCO 2017's `train2017` / `instances_train2017.json` names are found too). Explicit paths
 (`train_images`, `train_ann`, `val_images`, `val_ann`) override the layout. The dataset doctor
-(`boxer.data.require_valid_dataset`) runs on every split before anything is built.
+(`boxer.data.require_valid_dataset`) runs on every split before anything is built; its warnings
+are counted and the first few printed. A training split without boxes is refused; a val split
+without boxes is not evaluated (COCO AP would be -1).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from boxer.errors import BoxerError
 
 RECIPE_SIZE, MAX_SIZE = 800, 1333  # DETR / BoxeR: shorter side 800, longer side at most 1333
 SMALL_IMAGES = 400
+SHOWN_WARNINGS = 5
 
 
 @dataclass
@@ -59,11 +62,27 @@ def resolve_split(
     return found
 
 
-def check_split(split: Split) -> None:
-    """The dataset doctor: raises BoxerError listing the problems of a split."""
+def check_split(split: Split, log=print):
+    """The dataset doctor: raises BoxerError listing the problems of a split; logs its warnings.
+
+    Returns the doctor's report.
+    """
     from boxer.data import require_valid_dataset
 
-    require_valid_dataset(split.images, split.ann_file)
+    report = require_valid_dataset(split.images, split.ann_file)
+    if report.warnings:
+        log(f"doctor: {split.name}: {len(report.warnings)} warnings ({split.ann_file}), the first:")
+        for problem in report.warnings[:SHOWN_WARNINGS]:
+            log(f"  {problem}")
+        if len(report.warnings) > SHOWN_WARNINGS:
+            command = f"boxer data check --images {split.images} --annotations {split.ann_file}"
+            log(f"  ... see all with `{command}`")
+    return report
+
+
+def count_boxes(dataset) -> int:
+    """Non-crowd boxes of a CocoDetection: what a detector learns from and COCO AP is computed on."""
+    return sum(int((~t["iscrowd"]).sum()) for t in dataset._targets)
 
 
 def coco_dataset(
@@ -113,7 +132,16 @@ def build_datasets(cfg: TrainConfig, *, with_masks: bool, check: bool = True):
         if split is not None and check:
             check_split(split)
     train_set = CocoDetection(train.images, train.ann_file, with_masks=with_masks)
+    if count_boxes(train_set) == 0:
+        raise BoxerError(
+            f"{train.ann_file}: the training split has no boxes ({len(train_set)} images, 0 annotations "
+            "that are not crowd); a detector would learn to predict nothing"
+        )
     val_set = CocoDetection(val.images, val.ann_file, with_masks=with_masks) if val is not None else None
+    if val_set is not None and count_boxes(val_set) == 0:
+        if check:
+            print(f"{val.ann_file}: the val split has no boxes; no evaluation, no best checkpoint")
+        val_set = None
     if val_set is not None and val_set.cat_ids != train_set.cat_ids:
         raise BoxerError(
             f"{val.ann_file}: categories {val_set.cat_ids} differ from the train split's {train_set.cat_ids}"

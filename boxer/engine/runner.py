@@ -19,6 +19,7 @@ from boxer.engine import checkpoint as ckpt
 from boxer.engine.config import TrainConfig, apply_overrides
 from boxer.engine.data import build_datasets, check_split, coco_dataset, resolve_split
 from boxer.engine.distributed import DistInfo, barrier, cleanup, gather_objects, init_distributed
+from boxer.engine.logging import LOG
 from boxer.engine.rng import seed_everything
 from boxer.errors import BoxerError
 
@@ -26,9 +27,15 @@ from boxer.errors import BoxerError
 def build_model(name: str, *, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:
     """`boxer.create_model(name, num_classes=..., **model_kwargs)` with user errors as BoxerError."""
     from boxer.models import MODELS
+    from boxer.models.classifiers import is_classifier
 
     if name not in MODELS:
         raise BoxerError(f"--model: unknown model {name!r}; registered: {', '.join(MODELS.names())}")
+    if is_classifier(name):
+        raise BoxerError(
+            f"--model: {name} is an image classifier, not a detector; train it with "
+            f"`boxer train-cls --model {name}` (`boxer models` lists both kinds)"
+        )
     try:
         return MODELS.create(name, num_classes=num_classes, **model_kwargs)
     except TypeError as err:
@@ -68,49 +75,65 @@ def _on_main(info: DistInfo, fn) -> Any:
     return result
 
 
-def train(cfg: TrainConfig, *, resume: str | None = None) -> dict[str, Any]:
-    """Runs a training job; returns the last epoch's record (metrics on the main process)."""
-    from boxer.data import collate_detection
-    from boxer.engine.evaluate import evaluate_detector
-    from boxer.engine.trainer import Trainer
+def train(cfg: TrainConfig, *, resume: str | None = None, output=None) -> dict[str, Any]:
+    """Runs a training job; returns the last epoch's record (metrics on the main process).
+
+    Nothing is written to the run directory before the data, the model and the `resume`
+    checkpoint are all known to be good. `output` (a `boxer.engine.logging.OutputLog`) starts
+    copying what is printed into `RUN/log.txt` then.
+    """
+    from boxer.engine.trainer import TrainingInterrupted
 
     info = init_distributed(cfg.device)
     try:
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        seed_everything(cfg.seed, deterministic=cfg.deterministic)
-        _on_main(info, lambda: build_datasets(cfg, with_masks=False, check=True) and None)
-        train_set, val_set = build_datasets(cfg, with_masks=False, check=False)
-        model = build_model(cfg.model, num_classes=train_set.num_classes, model_kwargs=cfg.model_kwargs)
-        if getattr(model, "with_masks", False):  # mask models need the decoded segmentations too
-            train_set, val_set = build_datasets(cfg, with_masks=True, check=False)
-        if cfg.init and not resume:
-            init_from(model, cfg.init, log=print if info.is_main else (lambda *_: None))
-        evaluate_fn = None
-        if val_set is not None:
-            evaluate_fn = partial(
-                evaluate_detector, dataset=val_set, info=info, collate_fn=collate_detection,
-                batch_size=cfg.batch_size, workers=cfg.workers, amp=cfg.amp,
-            )  # fmt: skip
-        run_dir = Path(cfg.out)
-        meta = _detector_meta(train_set, model)
-        trainer = Trainer(
-            cfg, model, train_set, collate_fn=collate_detection, run_dir=run_dir, info=info,
-            evaluate_fn=evaluate_fn, meta=meta,
-        )  # fmt: skip
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(run_dir / "config.json", **meta)
-            _banner(cfg, trainer, train_set, val_set, info)
-        barrier()
-        if resume:
-            trainer.resume(resume)
-        record = trainer.fit()
+        record = _train(cfg, info, resume=resume, output=output)
+    except KeyboardInterrupt:  # before the trainer's own handlers are in place
+        cleanup(failed=True)
+        raise TrainingInterrupted(f"interrupted; {ckpt.describe_last(cfg.out)}") from None
     except BaseException:
         cleanup(failed=True)
         raise
     cleanup()
     return record
+
+
+def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> dict[str, Any]:
+    from boxer.data import collate_detection
+    from boxer.engine.evaluate import evaluate_detector
+    from boxer.engine.trainer import Trainer
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    _on_main(info, lambda: build_datasets(cfg, with_masks=False, check=True) and None)
+    train_set, val_set = build_datasets(cfg, with_masks=False, check=False)
+    model = build_model(cfg.model, num_classes=train_set.num_classes, model_kwargs=cfg.model_kwargs)
+    if getattr(model, "with_masks", False):  # mask models need the decoded segmentations too
+        train_set, val_set = build_datasets(cfg, with_masks=True, check=False)
+    if cfg.init and not resume:
+        init_from(model, cfg.init, log=print if info.is_main else (lambda *_: None))
+    evaluate_fn = None
+    if val_set is not None:
+        evaluate_fn = partial(
+            evaluate_detector, dataset=val_set, info=info, collate_fn=collate_detection,
+            batch_size=cfg.batch_size, workers=cfg.workers, amp=cfg.amp, progress=cfg.progress,
+        )  # fmt: skip
+    run_dir = Path(cfg.out)
+    meta = _detector_meta(train_set, model)
+    trainer = Trainer(
+        cfg, model, train_set, collate_fn=collate_detection, run_dir=run_dir, info=info,
+        evaluate_fn=evaluate_fn, meta=meta,
+    )  # fmt: skip
+    if resume:  # a checkpoint that does not fit stops here, with the run folder untouched
+        trainer.resume(resume)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if output is not None:
+            output.attach(run_dir / LOG)
+        cfg.save(run_dir / "config.json", **meta)
+        _banner(cfg, trainer, train_set, val_set, info)
+    barrier()
+    return trainer.fit()
 
 
 def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> None:
@@ -122,11 +145,21 @@ def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> No
     print(f"model      {cfg.model}: {params / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M trainable)")
     print(f"data       train {len(train_set)} images, val {len(val_set) if val_set else 0}, "
           f"{train_set.num_classes} classes")  # fmt: skip
-    steps = f"{trainer.epochs} epochs x {trainer.iters_per_epoch} iterations"
-    print(f"schedule   {steps}, global batch {global_batch}")
+    print(f"schedule   {_schedule_text(cfg, trainer)}, global batch {global_batch}")
     print(f"images     short side {cfg.image_size}, long side <= {cfg.max_size}, augment {cfg.augment}")
     print(f"device     {info.device} x {info.world_size}, amp {cfg.amp}, allocator {status()}")
     print(f"run        {cfg.out} (TensorBoard: tensorboard --logdir {cfg.out}/tb)")
+
+
+def _schedule_text(cfg: TrainConfig, trainer) -> str:
+    """`12 epochs x 500 iterations = 6000 iterations`, or what max_iters / max_minutes cut it to."""
+    per_epoch = trainer.iters_per_epoch
+    if cfg.max_iters:
+        epochs = cfg.max_iters / per_epoch
+        text = f"{cfg.max_iters} iterations (max_iters; {epochs:.3g} epochs of {per_epoch} iterations)"
+    else:
+        text = f"{trainer.epochs} epochs x {per_epoch} iterations = {trainer.epochs * per_epoch} iterations"
+    return text + (f", stopping after {cfg.max_minutes:g} min at most" if cfg.max_minutes else "")
 
 
 # ---------------------------------------------------------------- checkpoints -> detectors
@@ -173,16 +206,25 @@ def evaluate_checkpoint(
     workers: int = 0,
     device: str = "auto",
     results: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, float]:
-    """COCO metrics of a checkpoint on a split (tables printed); refuses untrained checkpoints."""
+    """COCO metrics of a checkpoint on a split (tables printed); refuses untrained checkpoints.
+
+    `results` (the COCO results JSON) is checked before any work: not a folder, not an input,
+    writable, and an existing file only with `overwrite`.
+    """
     from boxer.data import collate_detection
-    from boxer.engine.evaluate import evaluate_detector
+    from boxer.engine.evaluate import evaluate_detector, require_ground_truth
+    from boxer.engine.outputs import check_output_file
 
     info = init_distributed(device)
     try:
+        chosen = resolve_split(data, split, images=images, ann_file=ann_file, overrides=("--images", "--ann"))
+        if results:
+            inputs = [chosen.ann_file, chosen.images, path, ckpt.checkpoint_dir(path)]
+            check_output_file(results, flag="--results", inputs=inputs, overwrite=overwrite)
         model, config = load_detector(path, info.device)
         cfg = _sizes_of(config)
-        chosen = resolve_split(data, split, images=images, ann_file=ann_file, overrides=("--images", "--ann"))
         _on_main(info, lambda: check_split(chosen))
         dataset = coco_dataset(
             chosen, train=False, image_size=cfg.image_size, max_size=cfg.max_size, with_masks=model.with_masks
@@ -192,6 +234,7 @@ def evaluate_checkpoint(
                 f"{chosen.ann_file}: categories {dataset.cat_ids} differ from "
                 f"the checkpoint's {config['cat_ids']}"
             )
+        require_ground_truth(dataset)
         metrics = evaluate_detector(
             model, dataset, info=info, collate_fn=collate_detection, batch_size=batch_size,
             workers=workers, amp=cfg.amp, results_path=results,

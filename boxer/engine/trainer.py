@@ -5,14 +5,22 @@ in docs/CONTRACTS.md (`forward(images, pad_mask, targets) -> dict` of weighted l
 their sum). One *iteration* is one optimiser step over `accum_steps` micro-batches. Checkpoints are
 taken at iteration boundaries and hold everything needed to continue bit-identically: weights,
 optimiser, schedule, scaler, per-rank RNG states, and the position (epoch, micro-batch, iteration).
+
+Nothing is lost: `last` is written before the end-of-epoch evaluation; SIGINT / SIGTERM (Ctrl-C)
+saves `last` at the next iteration boundary and stops with `TrainingInterrupted` (a second one
+stops at once); an image that cannot be loaded stops training with one line naming it, after
+saving `last` when the failure falls on an iteration boundary.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +40,7 @@ from boxer.engine.distributed import (
     wrap_model,
 )
 from boxer.engine.evaluate import autocast, batch_to_device
-from boxer.engine.loader import TrainLoader
+from boxer.engine.loader import DataLoadError, TrainLoader, check_batch
 from boxer.engine.logging import RunLogger, max_rss_mb
 from boxer.engine.optim import build_optimizer, build_schedule
 from boxer.engine.rng import capture_rng, restore_rng
@@ -53,6 +61,12 @@ class TrainState:
 
 class NonFiniteLoss(BoxerError):
     """A loss term became NaN or infinite; training stops before the optimiser step."""
+
+
+class TrainingInterrupted(BoxerError):
+    """SIGINT / SIGTERM stopped training; the message says what `last` holds."""
+
+    exit_code = 130
 
 
 class Trainer:
@@ -108,7 +122,13 @@ class Trainer:
         self.meta = dict(meta or {})
         self.state = TrainState()
         self._fit_start: float | None = None
-        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, progress=cfg.progress)
+        self._stop_signal: str | None = None
+        self.logger = RunLogger(
+            self.run_dir,
+            enabled=self.info.is_main,
+            progress=cfg.progress,
+            progress_seconds=cfg.progress_seconds,
+        )
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_config(self) -> dict[str, Any]:
@@ -143,13 +163,19 @@ class Trainer:
                 f"{loaded.path}: saved with {st.get('world_size')} processes, resuming with "
                 f"{self.info.world_size}; exact resume needs the same world size"
             )
-        self.model.load_state_dict(loaded.weights)
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.schedule.load_state_dict(st["scheduler"])
-        self.scaler.load_state_dict(st["scaler"])
-        fields = TrainState.__dataclass_fields__
-        self.state = TrainState(**{k: v for k, v in st.items() if k in fields})
-        restore_rng(st["rng"][self.info.rank])
+        try:
+            self.model.load_state_dict(loaded.weights)
+            self.optimizer.load_state_dict(st["optimizer"])
+            self.schedule.load_state_dict(st["scheduler"])
+            self.scaler.load_state_dict(st["scaler"])
+            fields = TrainState.__dataclass_fields__
+            self.state = TrainState(**{k: v for k, v in st.items() if k in fields})
+            restore_rng(st["rng"][self.info.rank])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            reason = " ".join(str(err).split())[:300]
+            raise BoxerError(
+                f"{loaded.path}: does not fit this model / config ({type(err).__name__}: {reason})"
+            ) from None
         self.logger.truncate_metrics(self.state.epoch)
         self.logger.info(
             f"resumed from {loaded.path}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
@@ -166,16 +192,60 @@ class Trainer:
         """
         record: dict[str, Any] = {}
         start = self._fit_start = time.monotonic()
+        self.logger.open()
         try:
-            while self.state.epoch < self.epochs:
-                stopped = self._train_epoch(start, stop_at_iteration)
-                if stopped:
-                    self.save("last")
-                    return record
-                record = self._end_epoch()
+            with self._stop_on_signals():
+                while self.state.epoch < self.epochs:
+                    stopped = self._train_epoch(start, stop_at_iteration)
+                    if stopped:
+                        self.save("last")
+                        return record
+                    record = self._end_epoch()
+                    if self._stop_requested() and self.state.epoch < self.epochs:
+                        raise self._interrupted()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once, say what `last` holds
+            raise TrainingInterrupted(f"interrupted; {ckpt.describe_last(self.run_dir)}") from None
         finally:
             self.logger.close()
         return record
+
+    # ---------------------------------------------------------------- signals
+    @contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT / SIGTERM set a flag read at the next iteration boundary; a second one acts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        names = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in names}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self._stop_signal = signal.Signals(signum).name
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if self.info.is_main:  # os.write: safe inside a signal handler, unlike print
+                note = f"\n{self._stop_signal}: saving {self.run_dir / 'last'} after this iteration "
+                os.write(2, (note + "(again to stop without saving)\n").encode())
+
+        for s in names:
+            signal.signal(s, request_stop)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _stop_requested(self) -> bool:
+        if self.info.distributed:
+            return any_true(self._stop_signal is not None, self.info.device)
+        return self._stop_signal is not None
+
+    def _interrupted(self) -> TrainingInterrupted:
+        st = self.state
+        return TrainingInterrupted(
+            f"{self._stop_signal or 'signal'}: stopped at epoch {st.epoch + 1}, iteration {st.iteration}; "
+            f"{ckpt.describe_last(self.run_dir)}"
+        )
 
     def _time_iteration(self) -> int:
         """With `time_schedule` and `max_minutes`: the iteration the schedule would be at if time ran
@@ -196,12 +266,16 @@ class Trainer:
         """Trains from the saved position to the end of the epoch; True when stopped early."""
         cfg, st = self.cfg, self.state
         self.net.train()
-        self.logger.start_epoch(st.epoch, self.epochs, self.iters_per_epoch, st.batch // cfg.accum_steps)
+        done = st.batch // cfg.accum_steps
+        total = self.iters_per_epoch
+        if cfg.max_iters:  # the bar of the last epoch ends at max_iters
+            total = min(total, cfg.max_iters - st.iteration + done)
+        self.logger.start_epoch(st.epoch, self.epochs, total, done)
         tick = time.monotonic()
         batches = iter(self.loader.epoch(st.epoch, st.batch))
         while st.batch < self.batches_per_epoch:
             group = min(cfg.accum_steps, self.batches_per_epoch - st.batch)
-            losses = self._accumulate(batches, group)
+            losses = self._accumulate_or_stop(batches, group)
             self._optimizer_step()
             for key, value in losses.items():
                 st.epoch_sums[key] = st.epoch_sums.get(key, 0.0) + value
@@ -216,6 +290,10 @@ class Trainer:
             if stop_at is not None and st.iteration >= stop_at:
                 self.logger.end_epoch()
                 return True
+            if self._stop_requested():
+                self.save("last")
+                self.logger.end_epoch()
+                raise self._interrupted()
             if cfg.max_minutes and any_true(self._out_of_time(start), self.info.device):
                 self.logger.info(f"max_minutes={cfg.max_minutes} reached: evaluating and stopping")
                 self.epochs = st.epoch + 1
@@ -226,11 +304,23 @@ class Trainer:
         self.epoch_seconds = time.monotonic() - tick
         return False
 
+    def _accumulate_or_stop(self, batches, group: int) -> dict[str, float]:
+        """`_accumulate`; when a batch cannot be loaded, saves `last` if on an iteration boundary."""
+        first = self.state.batch
+        try:
+            return self._accumulate(batches, group)
+        except DataLoadError:
+            self.logger.end_epoch()
+            if self.state.batch == first and not self.info.distributed:
+                self.save("last")
+                self.logger.info(f"a training image failed to load; {ckpt.describe_last(self.run_dir)}")
+            raise
+
     def _accumulate(self, batches, group: int) -> dict[str, float]:
         """Forward/backward over `group` micro-batches; returns their mean loss terms."""
         sums: dict[str, float] = {}
         for k in range(group):
-            images, pad_mask, targets = batch_to_device(next(batches), self.info.device)
+            images, pad_mask, targets = batch_to_device(check_batch(next(batches)), self.info.device)
             sync = k == group - 1 or not self.info.distributed
             with nullcontext() if sync else self.net.no_sync(), autocast(self.info.device, self.cfg.amp):
                 losses = self.net(images, pad_mask, targets)
@@ -277,7 +367,10 @@ class Trainer:
         self.state.iteration += 1
 
     def _end_epoch(self) -> dict[str, Any]:
-        """Evaluates when due, writes the epoch's metrics line and the `last` / `best` checkpoints."""
+        """Writes `last`, evaluates when due, writes the epoch's metrics line and `best`.
+
+        `last` comes first, so an evaluation that fails (a broken val image) loses no training.
+        """
         st, cfg = self.state, self.cfg
         done = st.epoch + 1
         record: dict[str, Any] = {"epoch": done, "iteration": st.iteration}
@@ -286,13 +379,15 @@ class Trainer:
         seconds = getattr(self, "epoch_seconds", float("nan"))
         record["epoch_seconds"] = round(seconds, 2) if math.isfinite(seconds) else None
         record["max_rss_mb"] = round(max_rss_mb(), 1)
+        st.epoch, st.batch, st.epoch_sums, st.epoch_count = done, 0, {}, 0
+        self.save("last")
         metrics: dict[str, float] = {}
         if (
             self.evaluate_fn is not None
             and cfg.eval_every
             and (done % cfg.eval_every == 0 or done == self.epochs)
         ):
-            metrics = self.evaluate_fn(self.model)
+            metrics = self._evaluate(done)
             record.update(metrics)
             self.logger.scalars(metrics, st.iteration, prefix="val/")
         self.logger.scalars(
@@ -304,11 +399,16 @@ class Trainer:
             self.logger.info(
                 f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}; no best checkpoint"
             )
-        improved = best is not None and best > st.best
-        if improved:
+        improved = any_true(best is not None and best > st.best, self.info.device)
+        if improved:  # `last` again, so that it records the new best value
             st.best = float(best)
-        st.epoch, st.batch, st.epoch_sums, st.epoch_count = done, 0, {}, 0
-        self.save("last")
-        if any_true(improved, self.info.device):
+            self.save("last")
             self.save("best")
         return record
+
+    def _evaluate(self, done: int) -> dict[str, float]:
+        try:
+            return self.evaluate_fn(self.model)
+        except (BoxerError, KeyboardInterrupt):
+            self.logger.info(f"evaluation after epoch {done} stopped; {ckpt.describe_last(self.run_dir)}")
+            raise
