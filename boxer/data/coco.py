@@ -1,6 +1,7 @@
 """COCO-format detection / instance-segmentation dataset (any COCO JSON + image folder).
 
-Follows docs/CONTRACTS.md (`boxer.data.CocoDetection`). Images decode lazily in `__getitem__`; the
+Follows docs/CONTRACTS.md (`boxer.data.CocoDetection`). Images decode lazily in `__getitem__` through
+`boxer.data.images.read_image` (the reader of the doctor and predict, same pixels, same errors); the
 dataset keeps only the parsed annotations (boxes, labels, crowd flags, and segmentations when masks
 are asked for). Labels are contiguous 0..C-1 in increasing category-id order; `cat_ids[label]`
 maps back. Crowd annotations travel through the transforms with the others and come out apart as
@@ -17,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from pycocotools import mask as mask_utils
 from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from boxer.data.coco_json import load_coco_json
+from boxer.data.doctor import segmentation_problem
+from boxer.data.images import ImageReadError, read_image
 from boxer.errors import BoxerError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CocoDetection", "decode_segmentation"]
@@ -49,6 +51,28 @@ def _box_mask(bbox: np.ndarray, height: int, width: int) -> np.ndarray:
     x1, y1, x2, y2 = np.round(bbox).astype(int)
     mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = 1
     return mask
+
+
+def _image_record(im: dict) -> dict:
+    """The fields of an `images` entry the dataset uses, type-checked (ValueError names the id)."""
+    record = {"id": int(im["id"]), "file_name": im["file_name"], "height": im["height"], "width": im["width"]}
+    if not isinstance(record["file_name"], str) or not record["file_name"]:
+        raise ValueError(f"image id {record['id']}: 'file_name' must be a non-empty string")
+    for key in ("height", "width"):
+        if isinstance(record[key], bool) or not isinstance(record[key], int) or record[key] <= 0:
+            raise ValueError(f"image id {record['id']}: '{key}' must be a positive integer")
+    return record
+
+
+def _xywh(ann: dict) -> list[float]:
+    """An annotation's bbox as 4 finite floats (ValueError names the annotation)."""
+    box = ann["bbox"]
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+        raise ValueError(f"annotation id {ann.get('id')}: 'bbox' must be 4 numbers")
+    box = [float(v) for v in box]
+    if not all(np.isfinite(box)):
+        raise ValueError(f"annotation id {ann.get('id')}: 'bbox' is not finite")
+    return box
 
 
 class CocoDetection(torch.utils.data.Dataset):
@@ -79,7 +103,7 @@ class CocoDetection(torch.utils.data.Dataset):
         data = load_coco_json(ann_file)
         try:
             self._index(data)
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
             raise BoxerError(
                 f"{ann_file}: malformed COCO annotations ({type(err).__name__}: {err}); "
                 "run `boxer data check` for the details"
@@ -90,15 +114,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.cat_ids: list[int] = [int(c["id"]) for c in cats]
         self.class_names: list[str] = [str(c["name"]) for c in cats]
         label_of = {cid: i for i, cid in enumerate(self.cat_ids)}
-        self.images: list[dict] = [
-            {
-                "id": int(im["id"]),
-                "file_name": im["file_name"],
-                "height": int(im["height"]),
-                "width": int(im["width"]),
-            }
-            for im in data["images"]
-        ]
+        self.images: list[dict] = [_image_record(im) for im in data["images"]]
         per_image: dict[int, list[dict]] = {im["id"]: [] for im in self.images}
         for ann in data["annotations"]:
             if ann["image_id"] in per_image:
@@ -107,8 +123,12 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def _pack(self, anns: list[dict], label_of: dict[int, int]) -> dict[str, Any]:
         """Compact per-image annotations: xyxy boxes, labels, crowd flags (+ segmentations)."""
-        keep = [a for a in anns if a["bbox"][2] > 0 and a["bbox"][3] > 0 and a["category_id"] in label_of]
-        xywh = np.asarray([a["bbox"] for a in keep], dtype=np.float32).reshape(-1, 4)
+        boxes = [_xywh(a) for a in anns]
+        keep = [
+            i for i, b in enumerate(boxes) if b[2] > 0 and b[3] > 0 and anns[i]["category_id"] in label_of
+        ]
+        xywh = np.asarray([boxes[i] for i in keep], dtype=np.float32).reshape(-1, 4)
+        keep = [anns[i] for i in keep]
         packed = {
             "boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1),  # N, 4 xyxy
             "labels": np.asarray([label_of[a["category_id"]] for a in keep], dtype=np.int64),
@@ -129,25 +149,26 @@ class CocoDetection(torch.utils.data.Dataset):
     def _load_image(self, info: dict) -> Tensor:
         path = self.images_dir / info["file_name"]
         try:
-            with Image.open(path) as f:
-                image = F.pil_to_tensor(f.convert("RGB"))  # 3, H, W uint8
-        except (OSError, ValueError, SyntaxError) as err:
-            raise BoxerError(
-                f"{path}: cannot read image id {info['id']} ({type(err).__name__}: {err})"
-            ) from None
+            image = read_image(path)  # 3, H, W uint8
+        except ImageReadError as err:  # the doctor's line for this file
+            raise BoxerError(f"{path}: image id {info['id']}: {err.reason}") from None
         if tuple(image.shape[-2:]) != (info["height"], info["width"]):
             raise BoxerError(
-                f"{path}: image id {info['id']} is {image.shape[-1]}x{image.shape[-2]} on disk, "
-                f"the JSON says {info['width']}x{info['height']} (w x h)"
+                f"{path}: image id {info['id']}: size on disk {image.shape[-1]}x{image.shape[-2]} differs "
+                f"from the JSON's {info['width']}x{info['height']} (w x h)"
             )
         return image
 
-    def _masks(self, packed: dict, h: int, w: int) -> np.ndarray:
+    def _masks(self, packed: dict, h: int, w: int, image_id: int | None = None) -> np.ndarray:
+        info = {"id": image_id, "height": h, "width": w}
         masks = []
         for seg, box, ann_id in zip(packed["segmentations"], packed["boxes"], packed["ann_ids"]):
+            problem = segmentation_problem(seg, info) if seg else None
+            if problem is not None:
+                raise BoxerError(f"{self.ann_file}: annotation id {ann_id}: {problem}")
             try:
                 masks.append(decode_segmentation(seg, h, w) if seg else _box_mask(box, h, w))
-            except (ValueError, TypeError, AttributeError) as err:
+            except (ValueError, TypeError, AttributeError, OverflowError) as err:
                 raise BoxerError(
                     f"{self.ann_file}: annotation id {ann_id}: invalid segmentation ({err})"
                 ) from None
@@ -166,7 +187,7 @@ class CocoDetection(torch.utils.data.Dataset):
         }
         target["boxes"] = F.clamp_bounding_boxes(target["boxes"])
         if self.with_masks:
-            target["masks"] = tv_tensors.Mask(torch.from_numpy(self._masks(packed, h0, w0)))
+            target["masks"] = tv_tensors.Mask(torch.from_numpy(self._masks(packed, h0, w0, info["id"])))
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return self._finish(image, target, info["id"], (h0, w0))

@@ -29,6 +29,8 @@ def load_coco_json(path: str | os.PathLike) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise BoxerError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except (ValueError, RecursionError) as err:  # a number too long to convert, nesting too deep
+        raise BoxerError(f"{path}: invalid JSON ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict):
         raise BoxerError(
             f"{path}: expected a JSON object with images/annotations/categories, got {type(data).__name__}"

@@ -3,11 +3,14 @@
 Errors (the dataset is refused): invalid JSON or schema, duplicate image / annotation / category
 ids, annotations that point at unknown images or categories, boxes that are non-finite, have
 w or h <= 0 or extend past the image (more than `BOX_TOLERANCE` px), segmentations that do not fit
-their image, image files that are missing, unreadable or of another size than the JSON says.
-Warnings (allowed): images with no annotations, two images sharing one file name.
+their image, image files that are missing, unreadable, cut short, corrupt, too large (Pillow's
+decompression-bomb limit) or of another size than the JSON says.
+Warnings (allowed): images with no annotations, two images sharing one file name, pixel modes other
+than RGB, L, RGBA and P (16-bit grey, CMYK, ...: read, but converted).
 
-Every problem names the file, the id and what is wrong. Image sizes are read from the file headers
-(PIL opens lazily, nothing is decoded), on a few threads.
+Every problem names the file, the id and what is wrong. Every image is decoded in full by
+`boxer.data.images` (the reader of training, evaluation and predict, so a file that passes here
+decodes there, with the same pixels), on a few threads; one bad file never stops the report.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from boxer.data.coco_json import load_coco_json
+from boxer.data.images import ImageReadError, inspect_image
 from boxer.errors import BoxerError
 
 __all__ = [
@@ -95,6 +97,14 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _finite(v: int | float) -> bool:
+    """math.isfinite that also takes ints too large for a float (JSON allows them)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 class _Checker:
     """Collects problems while walking one parsed COCO dict."""
 
@@ -155,7 +165,7 @@ def _check_bbox(c: _Checker, name: str, bbox: Any, image: dict | None) -> None:
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_num(v) for v in bbox):
         c.error(name, f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
         return
-    if not all(math.isfinite(v) for v in bbox):
+    if not all(_finite(v) for v in bbox):
         c.error(name, f"bbox {bbox} is not finite")
         return
     x, y, w, h = bbox
@@ -206,51 +216,50 @@ def _rle_decodes(rle: dict) -> bool:
     return sum(runs) == h * w
 
 
-def _check_segmentation(c: _Checker, name: str, seg: Any, image: dict | None) -> None:
+def segmentation_problem(seg: Any, image: dict | None) -> str | None:
+    """What is wrong with a COCO segmentation (polygons or RLE) of `image`, or None.
+
+    `CocoDetection` asks this before pycocotools decodes, which can abort the process on bad input.
+    """
     if isinstance(seg, list):
         for poly in seg:
-            if (
-                not isinstance(poly, list)
-                or len(poly) < 6
-                or len(poly) % 2
-                or not all(_is_num(v) for v in poly)
-            ):
-                c.error(name, "'segmentation' polygons must be lists of at least 3 (x, y) number pairs")
-                return
-            if not all(math.isfinite(v) for v in poly):
-                c.error(name, "'segmentation' polygon is not finite")
-                return
-    elif isinstance(seg, dict):
-        size, counts = seg.get("size"), seg.get("counts")
-        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
-            c.error(name, f"'segmentation' RLE needs 'size' [h, w], got {size!r}")
-        elif not isinstance(counts, (str, list)):
-            c.error(name, f"'segmentation' RLE needs 'counts' (string or list), got {type(counts).__name__}")
-        elif image is not None and size != [image["height"], image["width"]]:
-            c.error(
-                name,
-                f"'segmentation' RLE size {size} differs from image id {image['id']} "
-                f"([h, w] = [{image['height']}, {image['width']}])",
-            )
-        elif not _rle_decodes(seg):
-            c.error(name, "'segmentation' RLE is invalid (its runs do not cover size[0] * size[1] pixels)")
-    else:
-        c.error(name, f"'segmentation' must be polygons or an RLE object, got {type(seg).__name__}")
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not all(map(_is_num, poly)):
+                return "'segmentation' polygons must be lists of at least 3 (x, y) number pairs"
+            if not all(_finite(v) for v in poly):
+                return "'segmentation' polygon is not finite"
+        return None
+    if not isinstance(seg, dict):
+        return f"'segmentation' must be polygons or an RLE object, got {type(seg).__name__}"
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+        return f"'segmentation' RLE needs 'size' [h, w], got {size!r}"
+    if not isinstance(counts, (str, list)):
+        return f"'segmentation' RLE needs 'counts' (string or list), got {type(counts).__name__}"
+    if image is not None and size != [image["height"], image["width"]]:
+        return (
+            f"'segmentation' RLE size {size} differs from image id {image['id']} "
+            f"([h, w] = [{image['height']}, {image['width']}])"
+        )
+    if not _rle_decodes(seg):
+        return "'segmentation' RLE is invalid (its runs do not cover size[0] * size[1] pixels)"
+    return None
 
 
 def _check_annotation(c: _Checker, name: str, ann: dict, images: dict, cat_ids: set) -> None:
-    image = images.get(ann["image_id"])
+    image = images.get(ann["image_id"]) if _is_int(ann["image_id"]) else None
     if image is None:
         c.error(name, f"image_id {ann['image_id']!r} is not in 'images'")
-    if ann["category_id"] not in cat_ids:
+    if not _is_int(ann["category_id"]) or ann["category_id"] not in cat_ids:
         c.error(name, f"category_id {ann['category_id']!r} is not in 'categories'")
     _check_bbox(c, name, ann["bbox"], image)
     if ann.get("iscrowd", 0) not in (0, 1):
         c.error(name, f"'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
-    if "area" in ann and (not _is_num(ann["area"]) or not math.isfinite(ann["area"]) or ann["area"] < 0):
+    if "area" in ann and (not _is_num(ann["area"]) or not _finite(ann["area"]) or ann["area"] < 0):
         c.error(name, f"'area' must be a finite number >= 0, got {ann['area']!r}")
     if "segmentation" in ann:
-        _check_segmentation(c, name, ann["segmentation"], image)
+        problem = segmentation_problem(ann["segmentation"], image)
+        if problem is not None:
+            c.error(name, problem)
 
 
 def check_annotations(
@@ -275,7 +284,8 @@ def check_annotations(
     annotated = set()
     for name, ann in annotations:
         _check_annotation(c, name, ann, images, cat_ids)
-        annotated.add(ann["image_id"])
+        if _is_int(ann["image_id"]):
+            annotated.add(ann["image_id"])
     for dup, n in Counter(im["file_name"] for im in images.values()).items():
         if n > 1:
             c.warn(f"file_name {dup}", f"{n} images share this file")
@@ -285,23 +295,21 @@ def check_annotations(
     return c.errors, c.warnings, images
 
 
-def _check_image_file(images_dir: Path, image_id: int, im: dict) -> Problem | None:
+def _check_image_file(images_dir: Path, image_id: int, im: dict) -> tuple[Problem | None, Problem | None]:
+    """(error, warning) of one image file, decoded in full by the reader training and predict use."""
     path = images_dir / im["file_name"]
     where = f"image id {image_id}"
     try:
-        with Image.open(path) as f:  # reads the header only
-            w, h = f.size
-    except FileNotFoundError:
-        return Problem(str(path), where, "image file is missing")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        return Problem(str(path), where, f"image file is unreadable ({type(err).__name__})")
-    if (w, h) != (im["width"], im["height"]):
-        return Problem(
-            str(path),
-            where,
-            f"size on disk {w}x{h} differs from the JSON's {im['width']}x{im['height']} (w x h)",
+        info = inspect_image(path)
+    except ImageReadError as err:
+        return Problem(str(path), where, err.reason), None
+    if (info.width, info.height) != (im["width"], im["height"]):
+        message = (
+            f"size on disk {info.width}x{info.height} differs from the JSON's "
+            f"{im['width']}x{im['height']} (w x h)"
         )
-    return None
+        return Problem(str(path), where, message), None
+    return None, None if info.note is None else Problem(str(path), where, info.note)
 
 
 def check_dataset(
@@ -312,7 +320,7 @@ def check_dataset(
     Args:
         images_dir: folder the images' `file_name`s are relative to; None skips the file checks.
         ann_file: the COCO annotation JSON.
-        workers: threads reading image headers.
+        workers: threads decoding the images.
 
     Returns:
         the report; a JSON that cannot be parsed is reported as a single error.
@@ -333,8 +341,9 @@ def check_dataset(
             report.errors.append(Problem(str(folder), "", "image folder not found"))
             return report
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            found = pool.map(lambda kv: _check_image_file(folder, *kv), images.items())
-            report.errors += [p for p in found if p is not None]
+            found = list(pool.map(lambda kv: _check_image_file(folder, *kv), images.items()))
+        report.errors += [error for error, _ in found if error is not None]
+        report.warnings += [warning for _, warning in found if warning is not None]
     return report
 
 

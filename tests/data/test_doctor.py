@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
+from image_helpers import png_bytes
 from PIL import Image
 
+from boxer.data import CocoDetection
 from boxer.data.doctor import check_dataset, require_valid_dataset
 from boxer.errors import BoxerError
 
@@ -126,3 +129,48 @@ def test_require_valid_dataset_lists_every_problem(dataset):
     lines = str(info.value).splitlines()
     assert lines[0] == f"{ann}: the dataset has 2 errors:"
     assert "annotation id 1: bbox width -3 <= 0" in lines[1] and "annotation id 2: category_id 77" in lines[2]
+
+
+def test_image_data_is_verified_not_only_the_header(dataset):
+    """A PNG cut to a third of its bytes, or whose image data is short, fails; the doctor's line is
+    the one CocoDetection raises for the same file."""
+    images, ann, data = dataset
+    full = (images / "000001.png").read_bytes()
+    (images / "000001.png").write_bytes(full[: len(full) // 3])
+    (images / "000002.png").write_bytes(png_bytes(128, 128, rows=3))
+    errors = _errors(images, ann, data)
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{images / '000001.png'}: image id 1: PNG cut short inside chunk 'IDAT'")
+    assert errors[1] == (
+        f"{images / '000002.png'}: image id 2: PNG image data holds 1155 bytes, the header declares 49280"
+    )
+    dataset_ = CocoDetection(images, ann)
+    for index, line in enumerate(errors):
+        with pytest.raises(BoxerError) as info:
+            dataset_[index]
+        assert str(info.value) == line
+
+
+def test_a_decompression_bomb_does_not_stop_the_report(dataset, monkeypatch):
+    images, ann, data = dataset
+    Image.new("RGB", (128, 4096)).save(images / "000003.png")
+    data["images"][2].update(height=4096)
+    (images / "000004.png").write_bytes(b"junk")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 128 * 1024)
+    errors = _errors(images, ann, data)
+    assert any("000003.png: image id 3: refused as a decompression bomb" in e for e in errors)
+    assert any("000004.png: image id 4: image file is unreadable" in e for e in errors)
+
+
+def test_unusual_pixel_modes_are_warnings(dataset):
+    images, ann, data = dataset
+    Image.fromarray(np.full((128, 128), 40000, np.uint16)).save(images / "000001.png")
+    Image.new("LA", (128, 128)).save(images / "000002.png")
+    Image.new("P", (128, 128)).save(images / "000003.png")
+    ann.write_text(json.dumps(data))
+    report = check_dataset(images, ann)
+    assert report.ok
+    notes = [str(w) for w in report.warnings]
+    assert f"{images / '000001.png'}: image id 1: pixel mode I;16 (16-bit grey, scaled to 8 bits)" in notes
+    assert f"{images / '000002.png'}: image id 2: pixel mode LA (grey with alpha, alpha ignored)" in notes
+    assert not any("000003.png" in n for n in notes)
