@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "OUT/results.json (COCO results with score >= the threshold, RLE segmentations for mask "
         "models) and OUT/images.json (the image ids used: the file stem when numeric, else "
         "sequential). Pictures leave out near-duplicate boxes (IoU >= 0.7 with a better one); the "
-        "results JSON keeps them. Input images are never overwritten.",
+        "results JSON keeps them. Input images are never overwritten: --out may not be, or lie inside, "
+        "an input folder, and existing files not written by boxer predict need --overwrite.",
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
@@ -66,17 +67,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grid", metavar="FILE.png", help="also write up to 6 images as one picture (GT | prediction pairs)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files in --out (or --grid) that boxer predict did not write; files an "
+        "earlier boxer predict wrote there are replaced anyway, input images never",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from boxer.engine.predict import check_outputs, summary_line
     from boxer.engine.runner import predict_images
     from boxer.errors import BoxerError
 
     if args.grid and not args.grid.lower().endswith(".png"):
         raise BoxerError(f"--grid: {args.grid} is not a .png file name")
+    grid = Path(args.grid) if args.grid else None
+    check_outputs(args.inputs, Path(args.out), grid=grid, overwrite=args.overwrite)
     out = predict_images(
         args.checkpoint,
         args.inputs,
@@ -96,10 +108,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, note in out["empty"]:
         print(f"{name}: no detection drawn: {note}; {hint}")
-    print(
-        f"{len(out['images'])} annotated images and {out['detections']} detections "
-        f"(score >= {out['score']:.2f}) written to {args.out}"
-    )
+    count = len(out["images"])
+    print(summary_line(count, out["detections"], score=out["score"], highest=out["highest"], out=args.out,
+                       auto=args.score == "auto"))  # fmt: skip
     if out["grid"]:
         print(f"grid of {'ground truth | predictions' if args.gt else 'predictions'}: {out['grid']}")
     print(f"COCO results: {out['results']} (image ids in {args.out}/images.json)")

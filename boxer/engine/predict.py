@@ -11,7 +11,13 @@ ImageNet normalisation. Outputs in `out_dir`:
 - `results.json`: COCO results (`image_id`, `category_id`, `bbox` xywh, `score`, and compressed
   RLE `segmentation` for mask models), accepted by pycocotools' `COCO.loadRes`;
 - `images.json`: a COCO skeleton (`images` with the ids used, `categories`) so that
-  `COCO("images.json").loadRes("results.json")` works without ground truth.
+  `COCO("images.json").loadRes("results.json")` works without ground truth; `written_by` and
+  `outputs` list the files boxer predict wrote in `out_dir`, the only ones a later run may replace.
+
+Nothing is lost (`check_outputs`, before any work): `out_dir` is never an input folder or inside
+one, input images are never replaced, a file boxer predict did not write is replaced only with
+`--overwrite`, and an `out_dir` that cannot be written is refused up front. Images are read by
+`boxer.data.images.read_image`, the reader training uses (same pixels, same one-line errors).
 
 Image ids are the file stem when it is a number (`000123.png` -> 123), else sequential ids that
 avoid the numeric ones.
@@ -28,13 +34,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from boxer.data.images import IMAGE_SUFFIXES, read_image
+from boxer.data.io import require_writable_folder
 from boxer.engine import draw
 from boxer.engine.checkpoint import atomic_write_text
 from boxer.engine.ground_truth import GroundTruth
 from boxer.errors import BoxerError
 from boxer.evaluation import prediction_to_records
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+PRODUCER = "boxer predict"  # images.json's `written_by`: its `outputs` may be replaced by a new run
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -86,13 +94,8 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def load_uint8(self, index: int) -> Tensor:
-        from torchvision.io import ImageReadMode, decode_image
-
-        path = self.paths[index]
-        try:
-            return decode_image(str(path), mode=ImageReadMode.RGB)  # 3, H, W uint8
-        except (RuntimeError, OSError, ValueError) as err:
-            raise BoxerError(f"{path}: cannot read image ({err})") from None
+        """`Tensor[3, H, W]` uint8 RGB of image `index`, by the reader training uses (same pixels)."""
+        return read_image(self.paths[index])
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
         from torchvision import tv_tensors
@@ -139,6 +142,86 @@ def refuse_overwrite(inputs: Sequence[Path], outputs: Sequence[Path], flag: str 
             raise BoxerError(f"{flag}: writing {out} would overwrite the input image {given[out.resolve()]}")
 
 
+def previous_outputs(out_dir: Path) -> set[Path]:
+    """The files an earlier `boxer predict` wrote in `out_dir` (its images.json lists them)."""
+    try:
+        data = json.loads((out_dir / "images.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(data, dict) or data.get("written_by") != PRODUCER:
+        return set()
+    names = data.get("outputs")
+    return (
+        {(out_dir / name).resolve() for name in names if isinstance(name, str)}
+        if isinstance(names, list)
+        else set()
+    )
+
+
+def _writable(folder: Path, flag: str) -> None:
+    try:
+        require_writable_folder(folder)
+    except BoxerError as err:
+        raise BoxerError(f"{flag}: {err}") from None
+
+
+def check_outputs(
+    inputs: Sequence[str | Path], out_dir: Path, *, grid: Path | None = None, overwrite: bool = False
+) -> None:
+    """Refuses, before any work, outputs that would lose a file or cannot be written.
+
+    Args:
+        inputs: the image files and folders as given.
+        out_dir: `--out`; neither a folder of inputs nor inside a folder given as input.
+        grid: `--grid`, if any.
+        overwrite: allow replacing existing files that an earlier `boxer predict` did not write
+            (input images are never replaced).
+    """
+    paths = list_images(inputs)
+    out = out_dir.resolve()
+    folders = {Path(i).resolve() for i in inputs if Path(i).is_dir()}
+    for folder in sorted(folders | {p.resolve().parent for p in paths}):
+        if out == folder or (folder in folders and folder in out.parents):
+            where = "is" if out == folder else "lies inside"
+            raise BoxerError(f"--out: {out_dir} {where} the input folder {folder}; choose another folder")
+    _writable(out_dir, "--out")
+    if grid is not None:
+        _writable(grid.parent, "--grid")
+        refuse_overwrite(paths, [grid], "--grid")
+    targets = [*output_paths(paths, assign_image_ids(paths), out_dir), out_dir / "results.json"]
+    targets += [out_dir / "images.json", *([grid] if grid is not None else [])]
+    refuse_overwrite(paths, targets, "--out")
+    ours = previous_outputs(out_dir)
+    foreign = [t for t in targets if (t.exists() or t.is_symlink()) and t.resolve() not in ours]
+    if foreign and not overwrite:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        flag = "--grid" if foreign[0] == grid else "--out"
+        raise BoxerError(
+            f"{flag}: {foreign[0]}{more} exists and was not written by boxer predict; "
+            "pass --overwrite to replace it, or choose a new folder"
+        )
+
+
+def summary_line(
+    count: int, detections: int, *, score: float, highest: float | None, out: str, auto: bool = False
+) -> str:
+    """What was written; when nothing passed the threshold, the best score and what to do."""
+    if detections:
+        return f"{count} annotated images and {detections} detections (score >= {score:.2f}) written to {out}"
+    found = "no detections at all" if highest is None else f"highest {_digits(highest, score)}"
+    return (
+        f"{count} annotated images written to {out}: 0 detections >= {_digits(score, highest)} ({found}); "
+        + ("lower it with --score FLOAT" if auto else "lower --score or use --score auto")
+    )
+
+
+def _digits(value: float, other: float | None) -> str:
+    """`value` with enough decimals (2 to 6) to differ from `other`."""
+    if other is None:
+        return f"{value:.2f}"
+    return f"{value:.{next((d for d in range(2, 6) if f'{value:.{d}f}' != f'{other:.{d}f}'), 6)}f}"
+
+
 def prediction_panel(
     pred: dict[str, Tensor], *, score: float, top: int | None = None, title_prefix: str = ""
 ) -> draw.Panel:
@@ -165,8 +248,7 @@ def empty_note(score: float, best: float | None) -> str:
     """Why a picture shows no detection."""
     if best is None:
         return "no detections at all"
-    digits = next((d for d in range(2, 6) if f"{best:.{d}f}" != f"{score:.{d}f}"), 6)
-    return f"nothing scores >= {score:.{digits}f} (best score {best:.{digits}f})"
+    return f"nothing scores >= {_digits(score, best)} (best score {_digits(best, score)})"
 
 
 def truth_panel(gt: GroundTruth | None, ann_name: str, title_prefix: str = "") -> draw.Panel:
@@ -217,7 +299,8 @@ def write_outputs(
 
     Returns:
         `images` (PNG paths), `detections` (records written), `results` (path), `empty`
-        (`(image name, note)` of pictures without detections) and `grid` (path or None).
+        (`(image name, note)` of pictures without detections), `grid` (path or None) and `highest`
+        (the best score of any detection, None when there is none).
     """
     from boxer.engine.ground_truth import check_size
 
@@ -248,11 +331,22 @@ def write_outputs(
         draw.save_png(draw.grid(cells, columns=2 if truth is not None else 3), grid)
     categories = [{"id": int(c), "name": n} for c, n in zip(cat_ids, class_names)]
     atomic_write_text(out_dir / "results.json", json.dumps(results) + "\n")
-    atomic_write_text(
-        out_dir / "images.json", json.dumps({"images": images, "categories": categories}) + "\n"
-    )
+    skeleton = {"images": images, "categories": categories, "written_by": PRODUCER}
+    skeleton["outputs"] = _manifest(out_dir, [*pngs, out_dir / "results.json", out_dir / "images.json", grid])
+    atomic_write_text(out_dir / "images.json", json.dumps(skeleton) + "\n")
+    scores = [float(p["scores"].max()) for p in predictions.values() if len(p["scores"])]
     return {"images": pngs, "detections": len(results), "results": out_dir / "results.json",
-            "empty": empty, "grid": grid}  # fmt: skip
+            "empty": empty, "grid": grid, "highest": max(scores, default=None)}  # fmt: skip
+
+
+def _manifest(out_dir: Path, written: Sequence[Path | None]) -> list[str]:
+    """Names (relative to `out_dir` where inside it) of the files boxer predict wrote there, this
+    run and earlier ones that still exist."""
+    out = out_dir.resolve()
+    files = {p.resolve() for p in written if p is not None} | {
+        p for p in previous_outputs(out_dir) if p.exists()
+    }
+    return sorted(str(p.relative_to(out)) if out in p.parents else str(p) for p in files)
 
 
 def ground_truth_of(

@@ -101,7 +101,7 @@ def test_predict_refuses_to_overwrite_inputs_and_bad_options(
     before = (folder / "000001.png").read_bytes()
     ckpt = trained_run / "last"
     code, _, err = run_cli(["predict", "--checkpoint", ckpt, folder, "--out", folder], capsys)
-    assert code == 1 and "would overwrite the input image" in err
+    assert code == 1 and "is the input folder" in err
     argv = ["predict", "--checkpoint", ckpt, folder / "000001.png", "--out", tmp_path / "o"]
     code, _, err = run_cli([*argv, "--grid", folder / "000001.png"], capsys)
     assert code == 1 and "--grid" in err and "overwrite" in err
