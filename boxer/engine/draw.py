@@ -264,5 +264,9 @@ def grid(cells: Sequence[Image.Image], *, columns: int, gap: int = 16, footer: s
 def save_png(image: Image.Image, path) -> None:
     """Writes `image` as PNG through a temporary sibling, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    try:
+        image.save(tmp, format="PNG")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
