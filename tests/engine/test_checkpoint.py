@@ -82,3 +82,26 @@ def test_shared_tensors_are_saved(tmp_path):
     ckpt.save_checkpoint(tmp_path, "last", model=model, state={"iteration": 0}, config={})
     loaded = ckpt.load_checkpoint(tmp_path)
     assert torch.equal(loaded.weights["tied.weight"], loaded.weights["linear_box.weight"])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "foreign"])
+def test_a_bad_safetensors_file_is_one_line_naming_it(tmp_path, damage):
+    model = TinyDetector()
+    path = save(tmp_path, model, iteration=1) / ckpt.WEIGHTS
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x89PNG not weights at all")
+    for load in (ckpt.load_checkpoint, ckpt.load_weights_file):
+        with pytest.raises(BoxerError) as err:
+            load(tmp_path / "last")
+        assert str(path.resolve()) in str(err.value) and "\n" not in str(err.value)
+    single = tmp_path / "w.safetensors"
+    single.write_bytes(data[:100])
+    with pytest.raises(BoxerError, match="w.safetensors: not a readable .safetensors file"):
+        ckpt.load_weights_file(single)
+
+
+def test_describe_last_says_what_is_saved(tmp_path):
+    assert "nothing was saved yet" in ckpt.describe_last(tmp_path)
+    save(tmp_path, TinyDetector(), iteration=12)
+    text = ckpt.describe_last(tmp_path)
+    assert "holds iteration 12" in text and f"--resume {tmp_path / 'last'}" in text
