@@ -7,6 +7,7 @@ boxes kept apart; `match_by_file_name` pairs image files with those entries by b
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,10 +69,12 @@ def load_ground_truth(ann_file: str | os.PathLike, cat_ids: Sequence[int]) -> li
         per_image: dict[int, list[tuple[list[float], int, bool]]] = {i: [] for i in images}
         for ann in data["annotations"]:
             x, y, w, h = (float(v) for v in ann["bbox"])
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                raise ValueError(f"annotation id {ann.get('id')!r}: bbox {ann['bbox']} is not finite")
             if int(ann["image_id"]) in per_image and w > 0 and h > 0:
                 entry = ([x, y, x + w, y + h], label_of[int(ann["category_id"])], bool(ann.get("iscrowd", 0)))
                 per_image[int(ann["image_id"])].append(entry)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
         raise BoxerError(
             f"{ann_file}: malformed COCO annotations ({type(err).__name__}: {err}); "
             "run `boxer data check` for the details"

@@ -181,3 +181,17 @@ def test_fashion_scenes_out_that_is_a_file_is_one_line(tmp_path, capsys):
         code, _, err = run_cli(["data", "fashion-scenes", "--out", out, "--train", "1", "--val", "0"], capsys)
         refused(code, err, str(a_file))
     assert a_file.read_text() == "x"
+
+
+def test_train_stops_at_start_with_the_doctors_line(tmp_path, fashion_scenes_tiny, capsys):
+    """A truncated PNG in val/ stops training before anything runs or is written."""
+    data = tmp_path / "data"
+    shutil.copytree(fashion_scenes_tiny, data)
+    full = (data / "val" / "000003.png").read_bytes()
+    (data / "val" / "000003.png").write_bytes(full[: len(full) // 3])
+    out = tmp_path / "run"
+    argv = ["train", "--model", "boxer2d_r18_lite", "--data", data, "--epochs", "1", "--out", out]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert f"{data / 'val' / '000003.png'}: image id 3: PNG cut short inside chunk 'IDAT'" in err
+    assert not (tmp_path / "run").exists()

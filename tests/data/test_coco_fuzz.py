@@ -1,5 +1,6 @@
-"""Fuzzing the COCO annotation loader and the doctor with hypothesis: random bytes and random JSON
-shapes either load or raise the one-line `BoxerError`; the doctor always returns a report."""
+"""Fuzzing the COCO annotation loaders (dataset, predict --gt) and the doctor with hypothesis: random
+bytes and random JSON shapes either load or raise the one-line `BoxerError`; the doctor always
+returns a report. `BOXER_FUZZ_EXAMPLES=2000` runs longer (default 80 examples per test)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from boxer.data import CocoDetection, check_dataset
 from boxer.data.coco_json import load_coco_json
+from boxer.engine.ground_truth import load_ground_truth
 from boxer.errors import BoxerError
 
 FUZZ = settings(
@@ -26,7 +28,7 @@ scalars = st.one_of(
     st.integers(-3, 40),
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([float("inf"), -1e400, 10**400]),
+    st.sampled_from([float("inf"), float("nan"), -1e400, 10**400]),
     st.text(max_size=6),
     st.just("a.png"),
 )
@@ -122,13 +124,18 @@ def test_fuzz_random_bytes(tmp_path, data):
 @FUZZ
 @given(data=coco_shapes, masks=st.booleans())
 def test_fuzz_json_shapes_load_or_raise_boxer_error(tmp_path, data, masks):
-    """CocoDetection builds (and yields samples) or raises BoxerError; the doctor always reports."""
+    """CocoDetection builds (and yields samples) or raises BoxerError, so does predict's --gt loader;
+    the doctor always reports."""
     (tmp_path / "img").mkdir(exist_ok=True)
     Image.new("RGB", (8, 6)).save(tmp_path / "img" / "a.png")
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps(data))
     report = check_dataset(tmp_path / "img", ann)
     assert report.ok or report.errors
+    try:
+        load_ground_truth(ann, [1, 2])  # predict --gt
+    except BoxerError as err:
+        _one_line(err, ann)
     try:
         dataset = CocoDetection(tmp_path / "img", ann, with_masks=masks)
         for i in range(len(dataset)):
