@@ -127,9 +127,8 @@ def test_16_bit_png_gives_the_same_non_blank_pixels_in_training_and_predict(tmp_
     ann = {"images": [{"id": 1, "file_name": "g16.png", "width": 48, "height": 32}], "annotations": [],
            "categories": [{"id": 1, "name": "a"}]}  # fmt: skip
     (tmp_path / "ann.json").write_text(json.dumps(ann))
-    train_image = CocoDetection(tmp_path, tmp_path / "ann.json")._load_image(
-        CocoDetection(tmp_path, tmp_path / "ann.json").images[0]
-    )
+    dataset = CocoDetection(tmp_path, tmp_path / "ann.json")
+    train_image = dataset._load_image(dataset.images[0])
     predict_image = ImageFiles([tmp_path / "g16.png"], [1], image_size=32, max_size=48).load_uint8(0)
     assert torch.equal(train_image, predict_image)
     assert int(predict_image.min()) == 0 and int(predict_image.max()) == 255  # not all white
