@@ -71,7 +71,8 @@ def check_split(split: Split, log=print):
 
     report = require_valid_dataset(split.images, split.ann_file)
     if report.warnings:
-        log(f"doctor: {split.name}: {len(report.warnings)} warnings ({split.ann_file}), the first:")
+        n = len(report.warnings)
+        log(f"doctor: {split.name}: {n} warning{'' if n == 1 else 's'} ({split.ann_file}):")
         for problem in report.warnings[:SHOWN_WARNINGS]:
             log(f"  {problem}")
         if len(report.warnings) > SHOWN_WARNINGS:
