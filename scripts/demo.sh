@@ -105,7 +105,7 @@ if per_class:
     for name, value in per_class.items():
         shown = f"{value:5.3f}  {'#' * round(20 * value)}" if value >= 0 else "  -    (no val boxes)"
         print(f"     {name:<{width}}  {shown}")
-print(f"   run directory   {run}/  (best/ and last/ checkpoints, metrics.jsonl, config.json)")
+print(f"   run directory   {run}/  (best/ and last/ checkpoints, metrics.jsonl, config.json, log.txt)")
 print(f"   TensorBoard     tensorboard --logdir {run}/tb")
 print(f"   predictions     {run}/predictions/grid.png  (ground truth | predictions on 6 val images)")
 print(f"                   {run}/predictions/  (one PNG per image, results.json)")

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from boxer.engine.logging import Progress
 from boxer.errors import BoxerError
 
 
@@ -112,7 +113,6 @@ def _accuracy(model: nn.Module, loader, amp: str) -> float:
 def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     """Trains the classifier, writes the backbone weights and a report; returns the report."""
     from safetensors.torch import save_file
-    from tqdm import tqdm
 
     from boxer.classification.trainer import param_groups, warmup_cosine
     from boxer.data.fashion_items import FashionItems
@@ -150,7 +150,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=256, num_workers=cfg.workers)
     start, step, losses = time.monotonic(), 0, []
-    bar = tqdm(total=total, desc="pretrain", disable=not cfg.progress, dynamic_ncols=True)
+    bar = Progress(total, desc="pretrain") if cfg.progress else None  # plain lines off a terminal
     epoch = 0
     while step < total:
         train_set.set_epoch(epoch)
@@ -170,13 +170,14 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
             opt.step()
             step += 1
             losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+            if bar is not None:
+                bar.update(1, loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
             if step >= total or (cfg.max_minutes and time.monotonic() - start >= 60 * cfg.max_minutes):
                 total = step
                 break
         epoch += 1
-    bar.close()
+    if bar is not None:
+        bar.close()
     train_s = time.monotonic() - start
     val_top1 = _accuracy(model, val_loader, cfg.amp)
     report = {

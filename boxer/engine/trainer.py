@@ -295,12 +295,15 @@ class Trainer:
                 self.logger.end_epoch()
                 raise self._interrupted()
             if cfg.max_minutes and any_true(self._out_of_time(start), self.info.device):
-                self.logger.info(f"max_minutes={cfg.max_minutes} reached: evaluating and stopping")
                 self.epochs = st.epoch + 1
                 break
             if cfg.ckpt_every_iters and st.iteration % cfg.ckpt_every_iters == 0:
                 self.save("last")
         self.logger.end_epoch()
+        if self.epochs == st.epoch + 1 and st.batch < self.batches_per_epoch:
+            self.logger.info(
+                f"max_minutes={cfg.max_minutes} reached after {st.iteration} iterations: stopping"
+            )
         self.epoch_seconds = time.monotonic() - tick
         return False
 
