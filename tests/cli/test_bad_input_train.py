@@ -137,13 +137,18 @@ def test_a_truncated_checkpoint_is_one_line_everywhere(trained_run, fashion_scen
     weights = (run / "last" / "model.safetensors").resolve()
     weights.write_bytes(weights.read_bytes()[:5000])
     before = digest(run)
-    for argv in (
-        ["eval", "--checkpoint", run / "last", "--data", fashion_scenes_tiny],
-        ["train", "--resume", run / "last"],
-        ["train", "--data", fashion_scenes_tiny, "--out", tmp_path / "new", "--init", weights, *TINY],
+    new = ["train", "--data", fashion_scenes_tiny, "--out", tmp_path / "new"]
+    for argv, needle in (
+        (
+            ["eval", "--checkpoint", run / "last", "--data", fashion_scenes_tiny],
+            "not a readable .safetensors",
+        ),
+        (["train", "--resume", run / "last"], "not a readable .safetensors"),
+        ([*new, "--init", weights, *TINY], "not a readable .safetensors"),
+        ([*new, *TINY, f"model.pretrained_backbone={weights}"], "cannot load backbone weights"),
     ):
         code, out, err = run_cli(argv, capsys)
-        one_line_error(code, out, err, str(weights), "not a readable .safetensors file")
+        one_line_error(code, out, err, str(weights), needle)
     assert digest(run) == before and not (tmp_path / "new").exists()
 
 

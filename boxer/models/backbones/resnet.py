@@ -83,6 +83,10 @@ class TorchvisionResNet(Backbone):
 
 def _load_state_dict(path: str) -> dict[str, Tensor]:
     """Loads a plain state dict without unpickling arbitrary objects."""
+    import pickle
+
+    from safetensors import SafetensorError
+
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -90,8 +94,9 @@ def _load_state_dict(path: str) -> dict[str, Tensor]:
             state = load_file(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as err:
-        raise BoxerError(f"{path}: cannot load backbone weights ({err})") from None
+    except (OSError, RuntimeError, ValueError, SafetensorError, pickle.UnpicklingError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise BoxerError(f"{path}: cannot load backbone weights ({reason})") from None
     return state.get("model", state) if isinstance(state, dict) else state
 
 
