@@ -314,7 +314,8 @@ class Trainer:
             return self._accumulate(batches, group)
         except DataLoadError:
             self.logger.end_epoch()
-            if self.state.batch == first and not self.info.distributed:
+            on_boundary = self.state.batch == first and self.state.iteration > 0
+            if on_boundary and not self.info.distributed:
                 self.save("last")
                 self.logger.info(f"a training image failed to load; {ckpt.describe_last(self.run_dir)}")
             raise
