@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled default (`make demo`): FashionScenes -> the dataset doctor -> a
 # backbone pretrained on Fashion-MNIST items -> BoxeR-2D lite trained on CPU -> the COCO table on
-# val -> one annotated prediction -> a closing summary.
+# val with per-class AP50 -> predictions on six val images (a ground truth / prediction grid) -> a
+# closing summary.
 # Usage: scripts/demo.sh [DATA_DIR] [RUN_DIR]
 #   DEMO_CONFIG=fashion_scenes_demo_mask scripts/demo.sh   trains the mask variant instead (longer).
 #   DEMO_SET="max_minutes=1" scripts/demo.sh                 extra `boxer train --set` overrides.
