@@ -37,10 +37,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "models) and OUT/images.json (the image ids used: the file stem when numeric, else "
         "sequential). Pictures leave out near-duplicate boxes (IoU >= 0.7 with a better one); the "
         "results JSON keeps them. Input images are never overwritten: --out may not be, or lie inside, "
-        "an input folder, and existing files not written by boxer predict need --overwrite.",
+        "an input folder, and existing files not written by boxer predict need --overwrite. "
+        "A video (needs the extra boxer[video]) gives OUT/<stem>.mp4, its frames drawn the same way, "
+        "and OUT/<stem>.jsonl, one JSON line of detections per frame; nothing is written when a video "
+        "cannot be read to the end.",
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE_OR_DIR_OR_VIDEO",
+        help="image files or folders of images; or video files (.mp4, .mov, .avi, .mkv, .webm, ...): "
+        "OUT/<stem>.mp4 annotated and OUT/<stem>.jsonl, one line of detections per frame",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--score",
@@ -69,6 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
     p.add_argument(
+        "--every", type=positive_int, default=1, metavar="N", help="videos: every Nth frame (default 1)"
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing files in --out (or --grid) that boxer predict did not write; files an "
@@ -83,8 +95,14 @@ def run(args: argparse.Namespace) -> int:
 
     from boxer.engine.predict import check_outputs, summary_line
     from boxer.engine.runner import predict_images
+    from boxer.engine.video import video_inputs
     from boxer.errors import BoxerError
 
+    videos = video_inputs(args.inputs)
+    if videos:
+        from boxer.cli.predict_video import run_video
+
+        return run_video(args, videos)
     if args.grid and not args.grid.lower().endswith(".png"):
         raise BoxerError(f"--grid: {args.grid} is not a .png file name")
     grid = Path(args.grid) if args.grid else None
