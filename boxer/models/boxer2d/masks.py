@@ -8,6 +8,8 @@
   (tests check it equals cell-centre `grid_sample`, align_corners=False, after binarisation).
 * Pasting: bilinear (align_corners=False, pixel centres) inside the predicted box, zero outside,
   written as two separable interpolation matrices (the same numbers as `grid_sample`), in chunks.
+  The box is the unclipped prediction: a box crossing the border keeps its full extent and what lies
+  outside the image is cut off (as the official code pastes); foreground is probability >= 0.5.
 * Rescoring: score x mean mask probability over the predicted foreground; empty masks score 0.
 """
 
@@ -123,10 +125,10 @@ def paste_and_rescore(
 
     Args:
         logits: Tensor[K, m, m] mask logits.
-        boxes_xyxy: Tensor[K, 4] original pixels.
+        boxes_xyxy: Tensor[K, 4] original pixels, unclipped (may extend past the image).
         scores: Tensor[K] class scores.
         height, width: original image size.
-        threshold: foreground threshold on the probability.
+        threshold: foreground = probability >= threshold (as the official code).
         chunk: masks pasted at once (bounds the float buffer to chunk x H x W).
 
     Returns:
@@ -136,7 +138,7 @@ def paste_and_rescore(
     new_scores = torch.zeros_like(scores, dtype=torch.float32)
     for s in range(0, len(logits), chunk):
         prob = paste_masks(logits[s : s + chunk].float().sigmoid(), boxes_xyxy[s : s + chunk], height, width)
-        fg = prob > threshold
+        fg = prob >= threshold
         mean = (prob * fg).flatten(1).sum(1) / fg.flatten(1).sum(1).clamp(min=1)
         masks[s : s + chunk] = fg
         new_scores[s : s + chunk] = scores[s : s + chunk].float() * mean

@@ -27,7 +27,7 @@ from boxer.models.boxer2d.heads import DetectionHead
 from boxer.models.boxer2d.masks import MaskHead, mask_targets, paste_and_rescore
 from boxer.models.boxer2d.neck import InputProjection, level_masks
 from boxer.models.boxer2d.one_to_many import OneToManyBranch
-from boxer.models.boxer2d.postprocess import postprocess
+from boxer.models.boxer2d.postprocess import clip_boxes, postprocess
 from boxer.models.boxer2d.targets import normalise_targets
 from boxer.models.boxer2d.transformer import BoxTransformer, TransformerOutput, pad_indices
 
@@ -163,7 +163,8 @@ class BoxeR2D(nn.Module):
         out = self._run(images, pad_mask, dense=False)
         last = out.states[-1].t3  # B, Q, d
         logits, boxes = self.head(last, out.proposals.windows)
-        dets = postprocess(logits, boxes, targets, num_select=self.num_select)
+        # Mask models paste with the unclipped boxes (as the official code), then clip them.
+        dets = postprocess(logits, boxes, targets, num_select=self.num_select, clip=not self.with_masks)
         if self.with_masks:
             self._predict_masks(out, logits, dets, targets)
         for d in dets:
@@ -173,7 +174,10 @@ class BoxeR2D(nn.Module):
     def _predict_masks(
         self, out: TransformerOutput, logits: Tensor, dets: list[dict], targets: list[dict]
     ) -> None:
-        """Adds `masks` to `dets` and rescores them, computing mask features of the picked queries only."""
+        """Adds `masks` to `dets` and rescores them, computing mask features of the picked queries only.
+
+        Each mask is pasted into its full (unclipped) box and cut off at the image border, as in the
+        official post-processing; the boxes are clipped afterwards."""
         uniq = [torch.unique(d["queries"], return_inverse=True) for d in dets]
         index, real = pad_indices([u for u, _ in uniq], logits.device)
         feats = self.transformer.mask_features(out, len(out.states) - 1, index)  # B, U, m, m, d
@@ -185,6 +189,7 @@ class BoxeR2D(nn.Module):
             start += len(u)
             h0, w0 = (int(v) for v in t["orig_size"])
             d["masks"], d["scores"] = paste_and_rescore(per_query[inverse], d["boxes"], d["scores"], h0, w0)
+            d["boxes"] = clip_boxes(d["boxes"], h0, w0)
 
     def param_groups(self, lr: float, *, lr_backbone: float, lr_linear_box_mult: float = 0.1) -> list[dict]:
         """Optimiser groups: backbone at `lr_backbone`, window offsets (`linear_box`) at `lr * mult`,

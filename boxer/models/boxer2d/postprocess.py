@@ -4,8 +4,9 @@ No NMS. One query may appear with several classes. Boxes are cxcywh normalised t
 transformed, unpadded image; since the evaluation transform only resizes, xyxy in original pixels
 is the normalised xyxy times (w0, h0, w0, h0) with (h0, w0) = `target["orig_size"]`.
 
-Deviation: boxes are clipped to the image (the official code leaves them unclipped; clipping never
-lowers the IoU with a box that lies inside the image).
+Deviation: boxes are clipped to the image (the official code leaves them unclipped). Mask models
+paste their masks with the unclipped boxes first, as the official code does (`BoxeR2D.predict`
+asks for `clip=False`, then clips with `clip_boxes`): clipping first would squeeze the mask.
 """
 
 from __future__ import annotations
@@ -30,15 +31,24 @@ def select_topk(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     return scores, flat // C, flat % C
 
 
-def boxes_to_original(boxes: Tensor, orig_size: Tensor) -> Tensor:
+def boxes_to_original(boxes: Tensor, orig_size: Tensor, *, clip: bool = True) -> Tensor:
     """boxes: Tensor[K, 4] cxcywh normalised; orig_size (h0, w0) -> Tensor[K, 4] xyxy original pixels,
-    clipped to the image."""
+    clipped to the image unless `clip=False`."""
     h0, w0 = (float(v) for v in orig_size)
     scale = torch.tensor([w0, h0, w0, h0], dtype=boxes.dtype, device=boxes.device)
-    return box_convert(boxes, "cxcywh", "xyxy").clamp(0, 1) * scale
+    xyxy = box_convert(boxes, "cxcywh", "xyxy")
+    return (xyxy.clamp(0, 1) if clip else xyxy) * scale
 
 
-def postprocess(logits: Tensor, boxes: Tensor, targets: list[dict], *, num_select: int = 100) -> list[dict]:
+def clip_boxes(boxes_xyxy: Tensor, height: int, width: int) -> Tensor:
+    """Tensor[K, 4] xyxy pixels clipped to a height x width image."""
+    limit = torch.tensor([width, height, width, height], dtype=boxes_xyxy.dtype, device=boxes_xyxy.device)
+    return torch.minimum(boxes_xyxy.clamp(min=0), limit)
+
+
+def postprocess(
+    logits: Tensor, boxes: Tensor, targets: list[dict], *, num_select: int = 100, clip: bool = True
+) -> list[dict]:
     """Detections per image in original image pixels.
 
     Args:
@@ -46,6 +56,7 @@ def postprocess(logits: Tensor, boxes: Tensor, targets: list[dict], *, num_selec
         boxes: Tensor[B, Q, 4] cxcywh normalised to the transformed, unpadded image.
         targets: per image, `orig_size` (h0, w0) of the file on disk.
         num_select: detections kept per image.
+        clip: clip the boxes to the image (False: the mask paste needs the full boxes).
 
     Returns:
         per image `boxes: Tensor[K, 4]` xyxy (original pixels), `scores: Tensor[K]`, `labels: Tensor[K]`
@@ -55,7 +66,7 @@ def postprocess(logits: Tensor, boxes: Tensor, targets: list[dict], *, num_selec
     picked = boxes.float().gather(1, queries[..., None].expand(-1, -1, 4))  # B, K, 4
     return [
         {
-            "boxes": boxes_to_original(picked[b], t["orig_size"]),
+            "boxes": boxes_to_original(picked[b], t["orig_size"], clip=clip),
             "scores": scores[b],
             "labels": labels[b],
             "queries": queries[b],

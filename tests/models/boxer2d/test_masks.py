@@ -175,3 +175,27 @@ def test_deferred_mask_features_equal_the_spec(mode):
     )
     expected = torch.stack([r[0, [4, 1]], r[1, [0, 5]]])
     assert torch.allclose(sub, expected, atol=1e-5)
+
+
+def test_paste_of_a_box_half_outside_equals_the_unclipped_paste_cut_to_the_image():
+    """As the official post-processing: the mask fills its full box and what lies outside is cut off;
+    clipping the box first would squeeze the mask into the visible half."""
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 28, 28, generator=gen) * 3
+    boxes = torch.tensor([[-30.25, 6.5, 29.75, 38.0], [20.0, -16.5, 52.0, 15.5]])  # half out left / top
+    scores = torch.tensor([0.9, 0.7])
+    masks, rescored = paste_and_rescore(logits, boxes, scores, 40, 60)
+    shift = torch.tensor([32.0, 32.0, 32.0, 32.0])  # a canvas large enough for the full boxes
+    canvas = paste_masks(logits.sigmoid(), boxes + shift, 40 + 32, 60 + 32)[:, 32:, 32:]
+    assert torch.equal(masks, canvas >= 0.5)
+    mean = (canvas * masks).flatten(1).sum(1) / masks.flatten(1).sum(1)
+    assert torch.allclose(rescored, scores * mean)
+    clipped, _ = paste_and_rescore(logits, boxes.clamp(min=0), scores, 40, 60)
+    assert not torch.equal(clipped, masks)  # the squeezed paste is a different mask
+
+
+def test_foreground_threshold_is_inclusive():
+    masks, _ = paste_and_rescore(
+        torch.zeros(1, 28, 28), torch.tensor([[0.0, 0.0, 8.0, 8.0]]), torch.ones(1), 8, 8
+    )
+    assert masks.all()  # probability exactly 0.5 is foreground, as in the official code

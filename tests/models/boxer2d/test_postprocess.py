@@ -40,3 +40,33 @@ def test_num_select_larger_than_pairs():
     )
     assert all(len(d["scores"]) == 6 for d in dets)
     assert all(torch.all(d["scores"][:-1] >= d["scores"][1:]) for d in dets)
+
+
+def test_mask_model_pastes_with_the_unclipped_boxes_then_clips_them(monkeypatch):
+    """BoxeR2D.predict hands the full boxes to the mask paste and returns them clipped."""
+    import boxer
+    from boxer.models.boxer2d import model as model_module
+    from boxer.models.boxer2d.masks import paste_and_rescore
+    from boxer.models.boxer2d.postprocess import clip_boxes
+
+    torch.manual_seed(0)
+    tiny = dict(dim=32, enc_layers=1, dec_layers=1, ffn_dim=64, num_queries=10, num_classes=3)
+    net = boxer.create_model("boxer2d_r18_lite_mask", **tiny).eval()
+    torch.nn.init.constant_(
+        net.head.bbox_embed.layers[-1].bias[2:], 2.0
+    )  # large boxes: many cross the border
+    head_out, pasted = [], []
+    net.head.register_forward_hook(lambda mod, args, out: head_out.append(out))
+    monkeypatch.setattr(
+        model_module, "paste_and_rescore", lambda *a, **k: pasted.append(a) or paste_and_rescore(*a, **k)
+    )
+    target = {"orig_size": torch.tensor([60, 90]), "size": torch.tensor([64, 96])}
+    det = net.predict(torch.randn(1, 3, 64, 96), None, [target])[0]
+    full = postprocess(*head_out[0], [target], num_select=net.num_select, clip=False)[0]["boxes"]
+    crossing = (full[:, :2] < 0).any(1) | (full[:, 2] > 90) | (full[:, 3] > 60)
+    assert int(crossing.sum()) >= 5
+    logits, boxes, scores = pasted[0][:3]
+    assert torch.equal(boxes, full)  # the paste saw the unclipped boxes
+    assert torch.equal(det["boxes"], clip_boxes(full, 60, 90))
+    masks, rescored = paste_and_rescore(logits, full, scores, 60, 90)
+    assert torch.equal(det["masks"], masks) and torch.equal(det["scores"], rescored)
