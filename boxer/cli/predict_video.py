@@ -34,4 +34,6 @@ def run_video(args: argparse.Namespace, videos: list[Path]) -> int:
             f"{v['file_name']}: {v['frames_processed']} of {v['frames_read']} frames (every {v['every']}), "
             f"{found}: {args.out}/{v['video']}, {args.out}/{v['detections_file']}"
         )
+        if v["note"]:
+            print(f"{v['file_name']}: note: {v['note']}")
     return 0

@@ -16,9 +16,10 @@ memory), runs the detector on every `every`-th one with the eval preprocessing o
   with `videos` (file, frames read, frames processed, fps, size) instead of `images`.
 
 The outputs are written under temporary names and renamed when every video has been read to the
-end: an unreadable video (`VideoReadError`, `"<path>: <reason>"`) leaves nothing behind. The
-no-clobber rules of the image path hold (`check_video_outputs`). Decoding and encoding use the
-optional `video` extra (imageio-ffmpeg, which bundles an ffmpeg binary).
+end: an unreadable video (`VideoReadError`, `"<path>: <reason>"`) leaves nothing behind. A video
+cut short after an intact header decodes up to the break (ffmpeg stops quietly); the summary then
+carries a note. The no-clobber rules of the image path hold (`check_video_outputs`). Decoding and
+encoding use the optional `video` extra (imageio-ffmpeg, which bundles an ffmpeg binary).
 """
 
 from __future__ import annotations
@@ -293,7 +294,7 @@ class VideoJob:
         info, frames = read_frames(video)
         mp4, jsonl = (out_dir / name for name in output_names(video))
         lines_tmp = jsonl.with_name(f".{jsonl.name}.{uuid.uuid4().hex[:8]}.tmp")
-        self.writer, self.stats = None, {"detections": 0, "empty": 0, "highest": None}
+        self.writer, self.stats = None, {"detections": 0, "empty": 0, "highest": None, "note": ""}
         total = math.ceil(info.frames / self.every) if info.frames else 0
         bar = Progress(total, desc=video.name, unit="frame")
         try:
@@ -310,6 +311,8 @@ class VideoJob:
         finally:
             bar.close()
         pending += [(self.writer.tmp, mp4), (lines_tmp, jsonl)]
+        if info.frames and read < info.frames - 1:  # ffmpeg stops quietly where a stream breaks off
+            self.stats["note"] = f"{read} frames decoded, the header announces {info.frames}: cut short?"
         entry = {"file_name": str(video), "video": mp4.name, "detections_file": jsonl.name,
                  "fps": info.fps, "width": info.width, "height": info.height, "frames_read": read,
                  "frames_processed": processed, "every": self.every}  # fmt: skip
@@ -388,7 +391,8 @@ def predict_videos(
 
     Nothing is renamed into `out_dir` until every video has been read to the end. `score="auto"`
     as in `boxer.engine.runner.predict_images`. Returns `videos` (the images.json entries with
-    `detections`, `empty` frames and `highest` score each) and the `score` used.
+    `detections`, `empty` frames, `highest` score and a `note` when fewer frames were decoded than
+    the header announces) and the `score` used.
     """
     from boxer.engine.distributed import pick_device
     from boxer.engine.runner import _run_name, _sizes_of, load_detector

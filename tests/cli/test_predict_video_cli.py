@@ -16,10 +16,14 @@ from PIL import Image
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
 
-def make_video(path: Path, scenes: Path, frames: int = 8, fps: float = 10.0) -> Path:
-    """`frames` frames of 128 px FashionScenes images (the val images in turn, shifted a little)."""
+def make_video(path: Path, scenes: Path, frames: int = 8, fps: float = 10.0, faststart: bool = False) -> Path:
+    """`frames` frames of 128 px FashionScenes images (the val images in turn, shifted a little);
+    `faststart` puts the header first, so that a cut-short copy still opens."""
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(scenes.glob("*.png"))]
-    writer = imageio_ffmpeg.write_frames(str(path), (128, 128), fps=fps, ffmpeg_log_level="error")
+    params = ["-movflags", "+faststart"] if faststart else None
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (128, 128), fps=fps, output_params=params, ffmpeg_log_level="error"
+    )
     writer.send(None)
     for i in range(frames):
         writer.send(np.ascontiguousarray(np.roll(images[i % len(images)], 2 * i, axis=1)).tobytes())
@@ -92,3 +96,18 @@ def test_missing_video_extra_is_one_line(trained_run, clip, tmp_path, capsys, mo
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails as if not installed
     code, _, err = run_cli(["predict", clip, "--checkpoint", trained_run / "last", "--out", tmp_path], capsys)
     refused(code, err, "pip install 'boxer[video]'")
+
+
+def test_video_cut_short_after_its_header_is_processed_with_a_note(
+    trained_run, fashion_scenes_tiny, tmp_path, capsys
+):
+    whole = make_video(tmp_path / "whole.mp4", fashion_scenes_tiny / "val", frames=10, faststart=True)
+    cut = tmp_path / "in" / "cut.mp4"
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["predict", cut, "--checkpoint", trained_run / "last", "--out", out], capsys)
+    assert code == 0, err
+    read = json.loads((out / "images.json").read_text())["videos"][0]["frames_read"]
+    assert 0 < read < 9 and f"{cut}: note: {read} frames decoded, the header announces 10" in stdout
+    assert imageio_ffmpeg.count_frames_and_secs(str(out / "cut.mp4"))[0] == read
