@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "an input folder, and existing files not written by boxer predict need --overwrite. "
         "A video (needs the extra boxer[video]) gives OUT/<stem>.mp4, its frames drawn the same way, "
         "and OUT/<stem>.jsonl, one JSON line of detections per frame; nothing is written when a video "
-        "cannot be read to the end.",
+        "cannot be opened or fails to decode.",
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
     p.add_argument(
