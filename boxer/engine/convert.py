@@ -39,7 +39,10 @@ def read_official_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str, A
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any refusal of the safe unpickler is a bad file
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise BoxerError(f"{path}: not readable with torch.load(weights_only=True) ({reason})") from None
+        raise BoxerError(
+            f"{path}: not readable with torch.load(weights_only=True) ({reason}); if you trust the file, "
+            "save its state dict alone (the 'model' entry of a .ckpt) with torch.save and convert that"
+        ) from None
     config = None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # the .ckpt form
         config = obj.get("config") if isinstance(obj.get("config"), dict) else None
