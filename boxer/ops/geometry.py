@@ -39,6 +39,24 @@ def sampling_locations(boxes: Tensor, m: int, angles: Tensor | None = None) -> T
     return torch.stack((cx + dx, cy + dy), dim=-1)
 
 
+def spatial_shapes_tensor(pairs, device=None) -> Tensor:
+    """LongTensor[L, 2] of (H_l, W_l) that also carries the Python pairs (`level_shapes` reads them).
+
+    Under `torch.export` the pairs are symbolic sizes; reading them back from the tensor would make
+    them data-dependent, so the ops take the recorded pairs instead.
+    """
+    pairs = [(h, w) for h, w in pairs]
+    shapes = torch.tensor(pairs, dtype=torch.long, device=device)
+    shapes.level_pairs = pairs
+    return shapes
+
+
+def level_shapes(spatial_shapes: Tensor) -> list[tuple[int, int]]:
+    """[(H_l, W_l), ...] of a LongTensor[L, 2]: the pairs recorded by `spatial_shapes_tensor`, else read."""
+    pairs = getattr(spatial_shapes, "level_pairs", None)
+    return list(pairs) if pairs is not None else [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+
+
 def level_start_index(spatial_shapes: list[tuple[int, int]]) -> list[int]:
     """Exclusive prefix sum of H_l * W_l: where each level starts in the flattened value."""
     starts, acc = [], 0

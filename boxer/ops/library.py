@@ -110,6 +110,13 @@ def _core_backward_flop(grad_shape, value_shape, shapes, loc_shape, *args, out_s
 def box_attention_core(
     value: Tensor, shapes: Shapes, loc: Tensor, attn: Tensor, *, sum_points: bool, backend: str
 ) -> Tensor:
-    """Tensor[B, Q, H, D] (sum_points) or Tensor[B, Q, H, P, D] by the named backend."""
+    """Tensor[B, Q, H, D] (sum_points) or Tensor[B, Q, H, P, D] by the named backend.
+
+    Under `torch.export` (and so the ONNX export) the per-level `grid_sample` reference is traced
+    inline instead, whatever the backend: the graph then holds standard ops only (GridSample in
+    ONNX) and the level sizes may stay symbolic.
+    """
+    if torch.compiler.is_exporting():
+        return reference.core_reference(value, shapes, loc, attn, sum_points=sum_points)
     flat = [int(x) for hw in shapes for x in hw]
     return _core(value.contiguous(), flat, loc.contiguous(), attn.contiguous(), sum_points, backend)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from boxer.ops.geometry import level_shapes
+
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -29,7 +31,7 @@ def check_spatial_shapes(spatial_shapes, num_tokens: int) -> list[tuple[int, int
         raise ValueError(
             f"spatial_shapes: expected shape [L, 2] with L >= 1, got {tuple(spatial_shapes.shape)}"
         )
-    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    shapes = level_shapes(spatial_shapes)
     if any(h <= 0 or w <= 0 for h, w in shapes):
         raise ValueError(f"spatial_shapes: every H_l and W_l must be positive, got {shapes}")
     total = sum(h * w for h, w in shapes)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from boxer.ops.geometry import level_shapes, spatial_shapes_tensor
+
 
 class InputProjection(nn.Module):
     """Projects backbone maps to `dim` channels and adds extra levels up to `num_levels`.
@@ -104,7 +106,7 @@ def flatten_levels(
     """
     value = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], dim=1)  # B, S, d
     mask = torch.cat([m.flatten(1) for m in masks], dim=1) if masks is not None else None  # B, S
-    shapes = torch.tensor([s.shape[-2:] for s in srcs], dtype=torch.long, device=value.device)
+    shapes = spatial_shapes_tensor([tuple(s.shape[-2:]) for s in srcs], value.device)
     return value, mask, shapes
 
 
@@ -124,7 +126,7 @@ def encoder_windows(spatial_shapes: Tensor, ratios: Tensor, *, ref_size: float =
         Tensor[B, S, 4] (cx, cy, w, h).
     """
     windows = []
-    for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
+    for lvl, (h, w) in enumerate(level_shapes(spatial_shapes)):
         vw = ratios[:, lvl, 0, None] * w  # B, 1 valid width in cells
         vh = ratios[:, lvl, 1, None] * h
         ys, xs = torch.meshgrid(
