@@ -21,6 +21,7 @@ COMMANDS = [
     "boxer.cli.train",
     "boxer.cli.eval",
     "boxer.cli.predict",
+    "boxer.cli.export",
     "boxer.cli.convert",
     "boxer.cli.models",
     "boxer.cli.cls",

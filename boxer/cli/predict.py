@@ -42,7 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and OUT/<stem>.jsonl, one JSON line of detections per frame; nothing is written when a video "
         "cannot be opened or fails to decode.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
+    p.add_argument(
+        "--onnx", metavar="FILE", help="an ONNX file of `boxer export` instead of --checkpoint (onnxruntime)"
+    )
     p.add_argument(
         "inputs",
         nargs="+",
@@ -98,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
     from boxer.engine.video import video_inputs
     from boxer.errors import BoxerError
 
+    if bool(args.checkpoint) == bool(args.onnx):
+        raise BoxerError("give one of --checkpoint and --onnx")
     videos = video_inputs(args.inputs)
+    if videos and args.onnx:
+        raise BoxerError(f"--onnx: {videos[0]}: videos need --checkpoint")
     if videos:
         from boxer.cli.predict_video import run_video
 
@@ -107,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
         raise BoxerError(f"--grid: {args.grid} is not a .png file name")
     grid = Path(args.grid) if args.grid else None
     check_outputs(args.inputs, Path(args.out), grid=grid, overwrite=args.overwrite)
+    if args.onnx:
+        from boxer.engine.onnx_predict import predict_images_onnx
+
+        predict_images = predict_images_onnx  # same keywords; the forward runs under onnxruntime
     out = predict_images(
-        args.checkpoint,
+        args.onnx or args.checkpoint,
         args.inputs,
         args.out,
         score=args.score,
