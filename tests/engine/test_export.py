@@ -20,7 +20,8 @@ from boxer.engine.checkpoint import save_checkpoint
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
 
-SHRINK = {"dim": 32, "enc_layers": 1, "dec_layers": 1, "num_queries": 10, "ffn_dim": 64}
+DETR_SHRINK = {"dim": 32, "enc_layers": 1, "dec_layers": 1, "num_queries": 10, "ffn_dim": 64}
+SHRINK = {**DETR_SHRINK, "num_levels": 2}  # BoxeR-2D: two levels still run the per-level loop
 EXPORT_SIZE, TEST_SIZE = 128, (160, 96)  # traced at 128 x 128, checked at 160 x 96 (dynamic H, W)
 
 
@@ -118,7 +119,7 @@ def test_onnx_graph_uses_grid_sample_at_opset_16_or_more(exported):
 
 
 def test_detr_and_classifier_export_to_onnx(tmp_path_factory):
-    detr = _export(tmp_path_factory, "detr_r18_lite", SHRINK)
+    detr = _export(tmp_path_factory, "detr_r18_lite", DETR_SHRINK)
     images, sizes = _inputs(batch=3)
     assert_parity(_onnx_outputs(detr["onnx"], images, sizes), _reference(detr["model"], images, sizes))
     ckpt = _checkpoint(tmp_path_factory.mktemp("cls"), "resnet_fm", {}, num_classes=4, task="classification")
