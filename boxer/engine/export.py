@@ -22,6 +22,7 @@ rescored with the pasted masks, as in `BoxeR2D.predict`.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +162,18 @@ def write_onnx(program, kind: str, out: Path, *, with_masks: bool, metadata: dic
     import onnx
 
     names = ["images", "orig_sizes"] if kind != "classifier" else ["images"]
-    onnx_program = torch.onnx.export(
-        program, input_names=names, output_names=output_names(kind, with_masks),
-        opset_version=OPSET, dynamo=True, verbose=False,
-    )  # fmt: skip
+    quiet = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript")]  # their INFO lines, per pass
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.WARNING)
+        onnx_program = torch.onnx.export(
+            program, input_names=names, output_names=output_names(kind, with_masks),
+            opset_version=OPSET, dynamo=True, verbose=False,
+        )  # fmt: skip
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
     proto = onnx_program.model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(metadata)
@@ -177,9 +186,7 @@ def require_onnx() -> None:
 
     missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
-        raise BoxerError(
-            f"ONNX export needs {', '.join(missing)}: pip install 'boxer[export]'"
-        )
+        raise BoxerError(f"ONNX export needs {', '.join(missing)}: pip install 'boxer[export]'")
 
 
 def load_for_export(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
