@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from boxer.data.io import require_writable_folder
 from boxer.errors import BoxerError
 
 # What `boxer train` writes into a run directory; a folder holding anything else is not a run.
@@ -32,8 +33,15 @@ def check_writable(path: str | Path, *, flag: str) -> None:
     base = _nearest_existing(Path(path).absolute().parent)
     if not base.is_dir():
         raise BoxerError(f"{flag}: {path} lies under {base}, which is a file, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise BoxerError(f"{flag}: {base} is not writable (needed for {path})")
+    _require_writable(base, f"{flag}: {base} is not writable (needed for {path})")
+
+
+def _require_writable(folder: Path, message: str) -> None:
+    """`require_writable_folder` (a real probe: `os.access` says yes to root on read-only mounts)."""
+    try:
+        require_writable_folder(folder)
+    except BoxerError:
+        raise BoxerError(message) from None
 
 
 def refuse_inputs(path: str | Path, inputs: Iterable[str | Path], *, flag: str) -> None:
@@ -63,8 +71,7 @@ def check_run_dir(out: str | Path, *, inputs: Iterable[str | Path] = ()) -> None
             raise BoxerError(
                 f"--out: {out} holds files that are not a boxer run ({shown}); give a new folder"
             )
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise BoxerError(f"--out: {out} is not writable")
+        _require_writable(out, f"--out: {out} is not writable")
     else:
         check_writable(out, flag="--out")
 
