@@ -83,9 +83,12 @@ def check_batch(batch: Any) -> Any:
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
-    """DataLoader `worker_init_fn`: Ctrl-C reaches the whole process group; only the main process acts."""
+    """DataLoader `worker_init_fn`: Ctrl-C reaches the whole process group; only the main process acts.
+
+    SIGTERM keeps its default: the DataLoader's shutdown and multiprocessing's exit handler stop
+    workers with it, and a worker that ignored it would leave its parent waiting forever at exit.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _Reported(Dataset):
