@@ -20,6 +20,13 @@ registry name, so "BoTNet" is a ResNet whose c5 uses `mhsa_rel`.
 | `conv3x3` | dense 3x3 conv |
 | `dwconv7` | depthwise 7x7 conv |
 | `pool` | PoolFormer pooling |
+| `ems` | EMSNet multi-scale interactions: C-MHSA at 1/2, G-MHSA at 1/4, transposed-conv propagation |
+| `mat` | MAT: windows + per-window abstract tokens mixed globally (no roll) |
+| `partial` | PartialFormer: MMSA on the top `fg_ratio` tokens, SQA squeezes the rest via Q_A |
+| `deformable` | DAT-style deformable attention (offsets from queries, bilinear sampling) |
+| `cswin` | CSWin cross-shaped windows (half heads in rows, half in columns) + LePE |
+| `aa_conv` | attention-augmented convolution (conv channels + MHSA with 2-D relative logits) |
+| `mobilevit` | MobileViT block (local conv, transformer over unfolded patches, fold, fuse) |
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ class AttentionCore(nn.Module):
             that role); without it the inner width `num_heads * head_dim` must equal `dim`.
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
+        out_dim: output channels of the projection (default `dim`; attention-augmented convolution
+            projects to its attention share of the channels).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class AttentionCore(nn.Module):
         proj: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
+        out_dim: int | None = None,
     ) -> None:
         super().__init__()
         if num_heads < 1 or (head_dim is None and dim % num_heads):
@@ -48,14 +51,14 @@ class AttentionCore(nn.Module):
         self.num_heads = num_heads
         self.head_dim = head_dim or dim // num_heads
         inner = self.num_heads * self.head_dim
-        if not proj and inner != dim:
+        if not proj and inner != (out_dim or dim):
             raise ValueError(
                 f"attention: without an output projection num_heads*head_dim ({inner}) must equal dim"
             )
         self.inner_dim = inner
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(inner, dim) if proj else nn.Identity()
+        self.proj = nn.Linear(inner, out_dim or dim) if proj else nn.Identity()
         self.proj_drop = nn.Dropout(proj_drop)
 
     def split_heads(self, t: Tensor) -> Tensor:

@@ -10,11 +10,18 @@ from typing import Any
 from torch import nn
 
 from boxer.layers.mixers import register_mixer
+from boxer.layers.mixers.aa_conv import AttentionAugmentedConv
 from boxer.layers.mixers.box import BoxAttentionMixer
 from boxer.layers.mixers.conv import ConvMixer, DepthwiseConvMixer, PoolMixer
 from boxer.layers.mixers.core import pair
+from boxer.layers.mixers.cswin import CrossShapedWindowAttention
+from boxer.layers.mixers.deformable import DeformableAttention
+from boxer.layers.mixers.ems import EMSMixer
 from boxer.layers.mixers.global_attn import GlobalAttention, NonLocal
 from boxer.layers.mixers.local import LocalAttention
+from boxer.layers.mixers.mat import MATAttention
+from boxer.layers.mixers.mobilevit import MobileViTBlock
+from boxer.layers.mixers.partial import PartialAttention
 from boxer.layers.mixers.pvt import SpatialReductionAttention
 from boxer.layers.mixers.window import WindowAttention
 
@@ -83,3 +90,38 @@ def dwconv7(dim: int, **kw: Any) -> nn.Module:
 @register_mixer
 def pool(dim: int, **kw: Any) -> nn.Module:
     return PoolMixer(dim, **kw)
+
+
+@register_mixer
+def ems(dim: int, **kw: Any) -> nn.Module:
+    return EMSMixer(dim, **kw)
+
+
+@register_mixer
+def mat(dim: int, **kw: Any) -> nn.Module:
+    return MATAttention(dim, **kw)
+
+
+@register_mixer
+def partial(dim: int, **kw: Any) -> nn.Module:
+    return PartialAttention(dim, **kw)
+
+
+@register_mixer
+def deformable(dim: int, **kw: Any) -> nn.Module:
+    return DeformableAttention(dim, **kw)
+
+
+@register_mixer
+def cswin(dim: int, **kw: Any) -> nn.Module:
+    return CrossShapedWindowAttention(dim, **kw)
+
+
+@register_mixer
+def aa_conv(dim: int, **kw: Any) -> nn.Module:
+    return AttentionAugmentedConv(dim, **kw)
+
+
+@register_mixer
+def mobilevit(dim: int, **kw: Any) -> nn.Module:
+    return MobileViTBlock(dim, **kw)

@@ -1,0 +1,40 @@
+"""EMS: the branches are what the deck describes (coarse scales by depthwise patch embedding, C-MHSA
+local, G-MHSA global, propagation back to full resolution)."""
+
+from __future__ import annotations
+
+import torch
+
+from boxer.layers import create_mixer
+from boxer.layers.mixers.ems import ConvMHSA, GlobalMHSA
+
+
+def test_branches_are_local_then_global() -> None:
+    mixer = create_mixer("ems", 16, num_heads=2)
+    assert mixer.patch_sizes == (2, 4)
+    assert isinstance(mixer.mixers[0], ConvMHSA) and isinstance(mixer.mixers[1], GlobalMHSA)
+    assert all(e.stride == (p, p) and e.groups == 16 for e, p in zip(mixer.embeds, (2, 4)))
+
+
+def test_conv_mhsa_sees_only_its_neighbourhood() -> None:
+    torch.manual_seed(0)
+    attn = ConvMHSA(8, num_heads=2, kernel_size=3)
+    x = torch.randn(1, 8, 6, 7, requires_grad=True)
+    attn(x)[..., 2, 3].sum().backward()
+    touched = x.grad.abs().sum(1)[0] > 0
+    expected = torch.zeros(6, 7, dtype=torch.bool)
+    expected[1:4, 2:5] = True
+    assert torch.equal(touched, expected)
+
+
+def test_global_branch_reaches_the_whole_map() -> None:
+    """Without the global branch a far token cannot reach (0, 0); with it, it can."""
+    torch.manual_seed(0)
+    mixer = create_mixer("ems", 8, num_heads=2)
+    x = torch.randn(1, 8, 16, 16, requires_grad=True)
+    mixer(x)[..., 0, 0].sum().backward()
+    assert x.grad[..., 15, 15].abs().sum() > 0
+    x.grad = None
+    mixer.mixers[1] = torch.nn.Identity()  # the coarse branch no longer mixes
+    mixer(x)[..., 0, 0].sum().backward()
+    assert x.grad[..., 15, 15].abs().sum() == 0
