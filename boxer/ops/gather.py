@@ -71,16 +71,12 @@ class Geometry:
         base = (b + torch.arange(H, device=dev, dtype=itype)).expand(B, Q, H).reshape(N, 1)
         tok = (y0 + 1) * row_len + (x0 + 1) + start  # padded top-left token (exact in float)
         self.top_left = tok.to(itype) * H + base
-        self.rows = torch.empty(N, 4, K, device=dev, dtype=itype)
-        for c in range(4):
-            torch.add(self.top_left, self.steps[c], out=self.rows[:, c])
+        self.rows = self.top_left[:, None, :] + self.steps  # N, 4, K
         self.a = attn.reshape(N, K) * self.inside
         # bilinear factors, zero for corners in the padding ring (the value gradient skips the ring)
-        wx0, wx1 = (1 - self.fx) * (x0 >= 0), self.fx * (x0 < W - 1)
-        ay0, ay1 = self.a * ((1 - self.fy) * (y0 >= 0)), self.a * (self.fy * (y0 < Hh - 1))
-        self.weights = torch.empty(N, 4, K, device=dev, dtype=dt)
-        for c, (ay, wx) in enumerate(((ay0, wx0), (ay0, wx1), (ay1, wx0), (ay1, wx1))):
-            torch.mul(ay, wx, out=self.weights[:, c])
+        wx = torch.stack(((1 - self.fx) * (x0 >= 0), self.fx * (x0 < W - 1)), dim=1)  # N, 2, K
+        wy = torch.stack(((1 - self.fy) * (y0 >= 0), self.fy * (y0 < Hh - 1)), dim=1) * self.a[:, None]
+        self.weights = (wy[:, :, None] * wx[:, None]).view(N, 4, K)  # (y0: x0, x1), (y1: x0, x1)
 
 
 def padded_table(value: Tensor, shapes: Shapes) -> Tensor:
@@ -148,30 +144,41 @@ def _corner_dots(geo: Geometry, table: Tensor, g: Tensor, sum_points: bool) -> T
 def _value_grad(geo: Geometry, g: Tensor, sum_points: bool) -> Tensor:
     """Scatter of corner weight x g into the value rows, as sorted segment sums (`embedding_bag`).
 
-    The points are sorted once by their top-left row; for every corner c the rows
-    top-left + step_c(level) are then sorted too (the step keeps a row inside its own level and
-    batch block), so each corner is one `embedding_bag` over g whose bags are the value rows.
-    A corner in the padding ring has weight 0, so it may sit in any bag.
+    The points are sorted once by their top-left row. Corner c of a point sits `step_c(level)` rows
+    after its top-left, and the step keeps a row inside its own level and batch block, so the
+    points stay sorted by their corner-c row too, and the number of points whose corner-c row is
+    below r is the number whose top-left row is below r - step_c: one bincount and one cumsum
+    serve all four corners. Each corner is then one `embedding_bag` over g whose bags are the
+    value rows. A corner in the padding ring has weight 0, so it may sit in any bag.
     """
     N, _, K = geo.rows.shape
     P = geo.P
     keys = geo.top_left.reshape(-1)  # point (n, column)
     order = torch.argsort(keys)
-    n, col = order.div(K, rounding_mode="floor"), order.remainder(K)
-    g_row = n if sum_points else n * P + col.remainder(P)
-    w_pos = n * (4 * K) + col  # flat index of corner 0 in geo.weights
-    rows = keys.index_select(0, order).long()
-    first_entry = padded_rows(geo.shapes, geo.B, geo.H, rows.device)
+    n = order.div(K, rounding_mode="floor")
+    g_row = n if sum_points else n * P + order.remainder(P)  # the column's point index is column % P
+    w_pos = n * (3 * K) + order  # flat index of corner 0 in geo.weights[N, 4, K]
+    counts = torch.bincount(keys, minlength=geo.table_rows)
+    below = counts.cumsum(0) - counts  # points whose top-left row is below r
+    first_entry = padded_rows(geo.shapes, geo.B, geo.H, keys.device)  # B*S*H unpadded rows
+    level_step = _row_steps(geo)  # 4, B*S*H: step_c of each unpadded row's level
     w_flat = geo.weights.view(-1)
     grad = None
     for c in range(4):
-        counts = torch.bincount(rows + geo.steps[c].index_select(0, col), minlength=geo.table_rows)
-        offsets = (counts.cumsum(0) - counts).index_select(0, first_entry)
+        offsets = below.index_select(0, first_entry - level_step[c])
         offsets[0] = 0
         w_c = w_flat.index_select(0, w_pos + c * K)
         part = F.embedding_bag(g_row, g, offsets, per_sample_weights=w_c, mode="sum")  # B*S*H, D
         grad = part if grad is None else grad.add_(part)
     return grad
+
+
+def _row_steps(geo: Geometry) -> Tensor:
+    """Tensor[4, B*S*H]: the corner steps of each unpadded value row's level (rows (b, s, h))."""
+    per_level = geo.steps[:, :: geo.P].long()  # 4, L
+    sizes = torch.tensor([h * w for h, w in geo.shapes], device=per_level.device)
+    steps = per_level.repeat_interleave(sizes, dim=1)  # 4, S
+    return steps[:, None, :, None].expand(4, geo.B, -1, geo.H).reshape(4, -1)
 
 
 def _chain(geo: Geometry, dots: Tensor, loc_shape: torch.Size) -> tuple[Tensor, Tensor]:
