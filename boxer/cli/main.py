@@ -26,6 +26,7 @@ COMMANDS = [
     "boxer.cli.models",
     "boxer.cli.cls",
     "boxer.cli.bench",
+    "boxer.cli.viz",
 ]
 
 

@@ -1,0 +1,72 @@
+"""`boxer viz`: pictures of what the models attend to (`attention`) and how training went.
+
+Each subcommand parses its flags and calls one library function of `boxer.viz`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def pixel_arg(text: str) -> tuple[float, float]:
+    """`--pixel x,y`: a point of the image file, in pixels."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y (pixels), e.g. 120,80; got {text!r}") from None
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative pixels, got {text!r}")
+    return x, y
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("viz", help="figures: box-attention windows, run reports",
+                       description="Figures (PNG) and their data (NPZ / JSON).")  # fmt: skip
+    viz = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
+    _add_attention(viz)
+
+
+def _add_attention(viz) -> None:
+    p = viz.add_parser(
+        "attention",
+        help="BoxeR-2D box-attention: windows, sampling points and weights per layer and level",
+        description="Per image and top detection, OUT/<stem>_det<k>.png: a row per decoder layer, a column "
+        "per feature level; each panel shows the detection (green), the query's reference window (white "
+        "dashed), each head's transformed window and its sampling points (opacity = attention weight); "
+        "mask models add the predicted mask. With --pixel, OUT/<stem>_encoder_level<l>.png: the same for "
+        "the encoder token under the pixel on level l. OUT/<stem>_attention.npz holds every number drawn "
+        "(pixels of the image file), OUT/attention.json indexes the figures, detections and arrays.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a BoxeR-2D checkpoint (RUN/best)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--detections", type=positive_int, default=3, metavar="N",
+                   help="top-N detections by score drawn per image (default 3)")  # fmt: skip
+    p.add_argument("--layers", type=int, nargs="+", metavar="I",
+                   help="layers drawn (default all; -1 = the last)")  # fmt: skip
+    p.add_argument(
+        "--pixel", type=pixel_arg, metavar="X,Y", help="also draw the encoder tokens under this pixel"
+    )
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device (default cpu)")
+    p.set_defaults(func=run_attention)
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    from boxer.viz.attention_report import write_attention
+
+    index = write_attention(args.checkpoint, args.inputs, args.out, detections=args.detections,
+                            layers=args.layers, pixel=args.pixel, device=args.device)  # fmt: skip
+    for entry in index["images"]:
+        print(f"{entry['image']}: {len(entry['figures'])} figure(s), data {entry['data']}")
+    print(f"index: {args.out}/attention.json")
+    return 0

@@ -1,0 +1,27 @@
+"""Fixtures of the viz tests: tiny trained runs (the CLI tests' settings, `tests/cli/cli_helpers.py`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+from cli_helpers import train_tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def viz_boxes_run(tmp_path_factory, fashion_scenes_tiny) -> Path:
+    """A 2-epoch boxes-only BoxeR-2D lite run (two metrics lines, an evaluation each)."""
+    out = tmp_path_factory.mktemp("viz-runs") / "boxes"
+    assert train_tiny(fashion_scenes_tiny, out, extra=["--epochs", "2"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def viz_mask_run(tmp_path_factory, fashion_scenes_tiny) -> Path:
+    """A 1-epoch instance-segmentation run."""
+    out = tmp_path_factory.mktemp("viz-runs") / "masks"
+    assert train_tiny(fashion_scenes_tiny, out, model="boxer2d_r18_lite_mask") == 0
+    return out
