@@ -204,4 +204,4 @@ def is_classifier(name: str) -> bool:
     """True when the registered model `name` is one of the image classifiers of this module."""
     from boxer.models import MODELS
 
-    return name in MODELS and MODELS.get(name).__module__ == __name__
+    return name in MODELS and MODELS.get(name).__module__ in (__name__, "boxer.models.efficient")

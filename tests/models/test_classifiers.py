@@ -11,6 +11,16 @@ from boxer.models.classifiers import ImageClassifier, is_classifier
 
 CLASSIFIERS = [n for n in boxer.list_models() if is_classifier(n)]
 IMAGENET = {"resnet50", "bot50", "hybrid50", "vit_s16", "vit_ti16", "swin_t"}
+DECK = {
+    "emsnet_xxtiny",
+    "emsnet_xtiny",
+    "emsnet_tiny",
+    "mat1",
+    "mat2",
+    "partialformer_b0",
+    "partialformer_b1",
+}
+IMAGENET |= DECK | {"pvt_v2_b0", "swin_0p7g", "convnext_xt", "halo_0p7g"}  # the deck's 0.7G baselines
 
 
 def test_the_zoo_is_registered() -> None:

@@ -4,7 +4,10 @@
 Vision", CVPR 2022; timm's `MetaFormerBlock(token_mixer=...)`): x + DropPath(mixer(LN(x))), then
 x + DropPath(MLP(LN(x))). ViT and Swin are this block with a global or a (shifted) window mixer.
 It works on Tensor[B, C, H, W] throughout (LayerNorm over channels, 1x1-conv MLP), so any mixer of
-`boxer.layers.mixers` plugs in. Uses timm's `DropPath`, `Mlp` and `LayerNorm2d`.
+`boxer.layers.mixers` plugs in. Uses timm's `DropPath`, `Mlp` and `LayerNorm2d`. Options for the
+efficient-ViT backbones (`efficient.py`): `mixer=None` leaves the MLP only (MAT's pure-MLP stages),
+`pos_conv=True` first adds a 3x3 depthwise conv residual (CPVT's conditional position encoding, as
+in PartialFormer).
 """
 
 from __future__ import annotations
@@ -23,28 +26,35 @@ class MixerBlock(nn.Module):
 
     Args:
         dim: channels.
-        mixer: registered mixer name.
+        mixer: registered mixer name, or None for an MLP-only block.
         num_heads: heads given to the mixer.
         mlp_ratio: hidden width of the MLP / dim.
         drop_path: stochastic depth rate.
         feat_size: nominal (H, W) the mixer sees.
         mixer_kw: extra keywords for the mixer.
+        pos_conv: add x + DWConv3x3(x) before the mixer (conditional position encoding).
     """
 
     def __init__(
         self,
         dim: int,
         *,
-        mixer: str,
+        mixer: str | None,
         num_heads: int,
         mlp_ratio: float = 4.0,
         drop_path: float = 0.0,
         feat_size: tuple[int, int] | None = None,
         mixer_kw: dict[str, Any] | None = None,
+        pos_conv: bool = False,
     ) -> None:
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
-        self.mixer = create_mixer(mixer, dim, num_heads=num_heads, feat_size=feat_size, **(mixer_kw or {}))
+        self.pos_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if pos_conv else None
+        self.norm1 = LayerNorm2d(dim) if mixer is not None else None
+        self.mixer = (
+            create_mixer(mixer, dim, num_heads=num_heads, feat_size=feat_size, **(mixer_kw or {}))
+            if mixer is not None
+            else None
+        )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = LayerNorm2d(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), use_conv=True)
@@ -52,7 +62,10 @@ class MixerBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[B, C, H, W] -> Tensor[B, C, H, W]."""
-        x = x + self.drop_path1(self.mixer(self.norm1(x)))
+        if self.pos_conv is not None:
+            x = x + self.pos_conv(x)
+        if self.mixer is not None:
+            x = x + self.drop_path1(self.mixer(self.norm1(x)))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 

@@ -24,6 +24,15 @@ TINY = {
     "swin_t": {"dims": (8, 16, 16, 32), "depths": (1, 2, 1, 1), "num_heads": (2, 2, 2, 2), "img_size": 32},
     "swin_fm": {"dims": (8, 16, 16), "depths": (2, 1, 1), "num_heads": (2, 2, 2)},
 }
+# The efficient-ViT deck's backbones and baselines (backbones/efficient.py), one block per stage.
+_DECK = {"dims": (8, 16, 16, 32), "depths": (1, 1, 1, 1), "num_heads": (2, 2, 2, 2), "img_size": 32}
+_DECK_FM = {"dims": (8, 16, 16), "depths": (1, 1, 1), "num_heads": (2, 2, 2)}
+TINY.update({n: _DECK for n in ("emsnet_xxtiny", "emsnet_xtiny", "emsnet_tiny", "mat1", "mat2")})
+TINY.update(
+    {n: _DECK for n in ("partialformer_b0", "partialformer_b1", "pvt_v2_b0", "convnext_xt", "halo_0p7g")}
+)
+TINY.update({n: _DECK_FM for n in ("emsnet_fm", "mat_fm", "partialformer_fm")})
+TINY["swin_0p7g"] = TINY["swin_t"]
 SIZES = [(32, 32), (29, 35)]
 # torchvision's deeper ResNets are slow to build and run on CPU; resnet18 stands for them by default.
 BACKBONES = [
@@ -60,7 +69,10 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     with torch.no_grad():  # move zero-initialised parameters (last BN of each block) off zero
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    side = 64 if name.startswith("swin") else 32  # at least 2x2 tokens in the last stage
+    # At least 2x2 tokens in the last stage (partial attention: a background set to squeeze; local
+    # attention: more than one key), and in EMS's coarse maps (C-MHSA: more than one neighbour).
+    side = 64 if name.startswith(("swin", "partialformer", "halo")) else 32
+    side = 128 if name.startswith("emsnet") else side
     feats = net(_input(net, (side, side)))
     sum(f.square().mean() for f in feats).backward()
     for pname, p in net.named_parameters():
