@@ -29,6 +29,7 @@ COLUMNS = [
     ("input", "input", "{}"),
     ("params_m", "params (M)", "{:.2f}"),
     ("gflops", "GFLOPs", "{:.3f}"),
+    ("gmacs", "GMACs", "{:.3f}"),
     ("latency_ms", "latency b=1 (ms)", "{:.1f}"),
     ("throughput", "throughput (img/s)", "{:.1f}"),
     ("peak_mem_mib", "peak mem (MiB)", "{:.0f}"),
@@ -74,6 +75,7 @@ def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str,
         "input": target.input_desc,
         "params_m": params / 1e6,
         "gflops": flops / 1e9,
+        "gmacs": flops / 2e9,  # multiply-adds: the "GFLOPs" of the efficient-ViT deck and timm
         "latency_ms": statistics.median(single) * 1e3,
         "throughput": cfg.batch_size / statistics.median(batched),
         "latency_min_ms": min(single) * 1e3,
@@ -122,6 +124,7 @@ def method(cfg: BenchConfig) -> dict[str, Any]:
         "latency": "median of `repeats` timed calls at batch 1 after `warmup` untimed calls",
         "throughput": "batch_size / median seconds of one call at batch_size",
         "flops": "torch.utils.flop_counter at batch 1, forward; multiply-add = 2 FLOPs",
+        "gmacs": "gflops / 2: a multiply-add counted once (the efficient-ViT deck's and timm's convention)",
         "memory": "CUDA: max_memory_allocated; CPU: peak bytes of live aten outputs + weights (lower bound)",
     }
 

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="efficiency table of models, backbones and token mixers",
-        description="Measure params, GFLOPs (torch.utils.flop_counter), latency at batch 1, throughput at "
+        description="Measure params, GFLOPs (torch.utils.flop_counter: a multiply-add is 2 FLOPs) and GMACs "
+        "(a multiply-add once: the papers' 'GFLOPs'), latency at batch 1, throughput at "
         "--batch-size and peak memory. Latency/throughput: median of --repeats timed calls after --warmup "
         "untimed ones, under inference_mode. Prints a markdown table and writes PREFIX.md and PREFIX.json.",
     )

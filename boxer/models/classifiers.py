@@ -201,7 +201,7 @@ def swin_fm(**overrides: Any) -> ImageClassifier:
 
 
 def is_classifier(name: str) -> bool:
-    """True when the registered model `name` is one of the image classifiers of this module."""
+    """True when the registered model `name` is an image classifier (this module or `efficient.py`)."""
     from boxer.models import MODELS
 
     return name in MODELS and MODELS.get(name).__module__ in (__name__, "boxer.models.efficient")
