@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Figures (PNG) and their data (NPZ / JSON).")  # fmt: skip
     viz = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
     _add_attention(viz)
+    _add_run(viz)
 
 
 def _add_attention(viz) -> None:
@@ -69,4 +70,41 @@ def run_attention(args: argparse.Namespace) -> int:
     for entry in index["images"]:
         print(f"{entry['image']}: {len(entry['figures'])} figure(s), data {entry['data']}")
     print(f"index: {args.out}/attention.json")
+    return 0
+
+
+def _add_run(viz) -> None:
+    p = viz.add_parser(
+        "run",
+        help="run report: curves, per-class AP, precision-recall, confusion matrix (several runs overlaid)",
+        description="OUT/curves.png: total loss, the last layer's loss terms, learning rate and AP against "
+        "iterations and wall-clock minutes (RUN/metrics.jsonl and RUN/tb); OUT/losses.png: every loss term; "
+        "unless --no-eval, the run's best (else last) checkpoint predicts its val split: "
+        "OUT/per_class_ap.png, OUT/pr_curves.png (IoU 0.5) and OUT/confusion_<run>.png "
+        "(IoU >= 0.5, score >= --score). "
+        "OUT/report.json holds every number drawn, OUT/results_<run>.json the COCO results.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (several: overlaid)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default RUN/report for one run)")
+    p.add_argument("--no-eval", action="store_true", help="curves only: no prediction on val")
+    p.add_argument("--score", type=float, default=0.3, help="confusion matrix: min score (default 0.3)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device (default cpu)")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from boxer.errors import BoxerError
+    from boxer.viz.run_report import write_run_report
+
+    if not args.out and len(args.runs) > 1:
+        raise BoxerError("--out: needed with several runs")
+    out = args.out or str(Path(args.runs[0]) / "report")
+    written = write_run_report(
+        args.runs, out, evaluate=not args.no_eval, score=args.score, device=args.device
+    )
+    for path in written["figures"]:
+        print(f"figure: {path}")
+    print(f"data: {', '.join(written['data'])}")
     return 0
