@@ -15,6 +15,7 @@ ALL_ON = [
     "model.dn_negatives=true",
     "model.iou_aware=true",
     "model.iou_aware_cost=true",
+    "model.enc_class_aware=true",
     "max_iters=1",
     "eval_every=0",
 ]

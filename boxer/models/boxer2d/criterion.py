@@ -18,6 +18,8 @@ Training accelerations (each off by default, so the paper presets are the spec's
   from 0.24 to 0.17).
 - denoising (`dn_logits`, `dn_boxes`, `dn_gt`, `dn_positive` in the outputs, `denoising.py`): terms
   `<name>_dn<layer suffix>`, divided by num_boxes x groups.
+- `enc_class_aware`: the encoder output `_enc_0` is matched and trained with the class labels (its
+  head then has one output per class) instead of one class-agnostic label.
 - `iou_aware`: the class loss of every branch becomes DEIM's matchability-aware loss (MAL): a
   positive's target is IoU^gamma (detached) with weight 1, a negative's weight is p^gamma.
 """
@@ -84,6 +86,7 @@ class SetCriterion(nn.Module):
         o2m_min_quality: one-to-many pairs below this quality are dropped (each target keeps its best).
         iou_aware: MAL class loss (IoU-aware targets) instead of the focal loss.
         iou_aware_gamma: MAL's gamma (target IoU^gamma, negative weight p^gamma).
+        enc_class_aware: the encoder output learns the class labels (its head has C outputs).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class SetCriterion(nn.Module):
         gamma: float = 2.0,
         o2m_topk: int = 0,
         o2m_enc_topk: int = 0,
+        enc_class_aware: bool = False,
         o2m_min_quality: float = 0.0,
         iou_aware: bool = False,
         iou_aware_gamma: float = 1.5,
@@ -109,6 +113,13 @@ class SetCriterion(nn.Module):
         self.alpha, self.gamma = alpha, gamma
         self.o2m_topk, self.o2m_enc_topk, self.o2m_min_quality = o2m_topk, o2m_enc_topk, o2m_min_quality
         self.iou_aware, self.iou_aware_gamma = iou_aware, iou_aware_gamma
+        self.enc_class_aware = enc_class_aware
+
+    def _encoder_targets(self, targets: list[dict]) -> list[dict]:
+        """The encoder output's targets: class-agnostic (every label 0) unless `enc_class_aware`."""
+        if self.enc_class_aware:
+            return targets
+        return [{"labels": torch.zeros_like(t["labels"]), "boxes": t["boxes"]} for t in targets]
 
     def match(self, outputs: dict[str, Tensor], targets: list[dict]) -> tuple[list[Indices], Indices | None]:
         """Matches every decoder layer (`logits: Tensor[L, B, Q, C]`, `boxes: Tensor[L, B, Q, 4]`) and the
@@ -116,7 +127,7 @@ class SetCriterion(nn.Module):
         layers = [self.matcher(lg, bx, targets) for lg, bx in zip(outputs["logits"], outputs["boxes"])]
         if outputs.get("enc_logits") is None:
             return layers, None
-        agnostic = [{"labels": torch.zeros_like(t["labels"]), "boxes": t["boxes"]} for t in targets]
+        agnostic = self._encoder_targets(targets)
         if self.o2m_enc_topk:
             quality = match_quality(None, outputs["enc_boxes"], agnostic)
             counts = [len(t["labels"]) for t in targets]
@@ -161,7 +172,7 @@ class SetCriterion(nn.Module):
                 terms.update(self._mask_losses(mask_logits[i], mask_targets[i], num_boxes))
             losses.update({k + suffix: v * self.weights[k] for k, v in terms.items()})
         if enc is not None:
-            agnostic = [{"labels": torch.zeros_like(t["labels"]), "boxes": t["boxes"]} for t in targets]
+            agnostic = self._encoder_targets(targets)
             valid = outputs["enc_valid"]
             norm = per_target(enc, num_boxes, device) if self.o2m_enc_topk else num_boxes
             terms = self._det_losses(outputs["enc_logits"], outputs["enc_boxes"], agnostic, enc, norm, valid)

@@ -28,7 +28,7 @@ class Proposals(NamedTuple):
     windows: Tensor  # B, K, 4 cxcywh valid-normalised, detached
     tgt: Tensor  # B, K, d content queries
     pos: Tensor  # B, K, d query positions
-    enc_logits: Tensor | None  # B, S, 1 (dense, training)
+    enc_logits: Tensor | None  # B, S, 1 or C (dense, training)
     enc_boxes: Tensor | None  # B, S, 4 (dense, training)
     enc_valid: Tensor | None  # B, S bool (dense, training)
 
@@ -46,12 +46,15 @@ class ProposalGenerator(nn.Module):
     Args:
         dim: model width.
         border: margin of the border rule.
+        num_classes: outputs of the encoder's class head: 1 (class-agnostic, the paper's) or the
+            detector's classes (the `enc_class_aware` acceleration: tokens are ranked by their best
+            class score and the encoder loss learns classes, docs/training.md).
     """
 
-    def __init__(self, dim: int, *, border: float = 0.01) -> None:
+    def __init__(self, dim: int, *, border: float = 0.01, num_classes: int = 1) -> None:
         super().__init__()
         self.border = border
-        self.enc_detector = DetectionHead(dim, 1)
+        self.enc_detector = DetectionHead(dim, num_classes)
         self.enc_linear = nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim))
         nn.init.xavier_uniform_(self.enc_linear[0].weight)
 
@@ -72,8 +75,8 @@ class ProposalGenerator(nn.Module):
         """
         B, S, d = memory.shape
         valid = valid_tokens(windows, padding_mask, border=self.border)
-        logits = self.enc_detector.classify(memory)  # B, S, 1
-        scores = logits[..., 0].masked_fill(~valid, MASKED_LOGIT)
+        logits = self.enc_detector.classify(memory)  # B, S, 1 (or C, class-aware)
+        scores = logits.max(-1).values.masked_fill(~valid, MASKED_LOGIT)
         k = min(num_queries, S)
         idx = torch.topk(scores.detach(), k, dim=1, sorted=False).indices  # B, K
         picked = memory.gather(1, idx[..., None].expand(-1, -1, d))  # B, K, d

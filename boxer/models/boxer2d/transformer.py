@@ -48,6 +48,7 @@ class BoxTransformer(nn.Module):
         with_masks: instance-attention in the decoder.
         mask_grid: instance-attention grid side.
         residual_mode: mask-feature residual, "v1" or "v2".
+        enc_classes: outputs of the encoder's proposal class head (1 = class-agnostic, the paper's).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class BoxTransformer(nn.Module):
         with_masks: bool = False,
         mask_grid: int = 14,
         residual_mode: str = "v1",
+        enc_classes: int = 1,
     ) -> None:
         super().__init__()
         if enc_layers < 1 or dec_layers < 1:
@@ -74,7 +76,7 @@ class BoxTransformer(nn.Module):
         self.with_masks, self.mask_grid = with_masks, mask_grid
         common = {"num_heads": num_heads, "num_levels": num_levels, "ffn_dim": ffn_dim}
         self.encoder = BoxEncoder(dim, num_layers=enc_layers, grid_size=grid_size, **common)
-        self.proposals = ProposalGenerator(dim)
+        self.proposals = ProposalGenerator(dim, num_classes=enc_classes)
         self.decoder = BoxDecoder(
             dim,
             num_layers=dec_layers,

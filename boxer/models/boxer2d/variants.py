@@ -64,6 +64,7 @@ def _create_boxer2d(
     dn_negatives: bool = False,
     iou_aware: bool = False,
     iou_aware_cost: bool = False,
+    enc_class_aware: bool = False,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -95,6 +96,8 @@ def _create_boxer2d(
         dn_negatives: DINO's contrastive negative denoising queries.
         iou_aware: IoU-aware (MAL) class loss.
         iou_aware_cost: IoU-aware (position-modulated) class cost in the Hungarian matching.
+        enc_class_aware: the encoder's proposal head predicts the classes (ranked by the best class
+            score, trained with the class labels) instead of one class-agnostic score.
     """
     net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
     transformer = BoxTransformer(
@@ -108,6 +111,7 @@ def _create_boxer2d(
         with_masks=with_masks,
         mask_grid=mask_grid,
         residual_mode=residual_mode,
+        enc_classes=num_classes if enc_class_aware else 1,
     )
     criterion = SetCriterion(
         num_classes,
@@ -115,6 +119,7 @@ def _create_boxer2d(
         o2m_topk=o2m_topk,
         o2m_enc_topk=o2m_enc_topk,
         iou_aware=iou_aware,
+        enc_class_aware=enc_class_aware,
     )
     one_to_many = OneToManyBranch(dim, ffn_dim=ffn_dim, num_layers=dec_layers) if o2m_topk else None
     denoising = None

@@ -168,3 +168,24 @@ def test_param_groups():
     assert n_params == sum(1 for p in model.parameters() if p.requires_grad)
     ids = {id(p) for p in groups["linear_box"]["params"]}
     assert all(("linear_box" in n) == (id(p) in ids) for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_class_aware_encoder_learns_the_labels():
+    """`enc_class_aware`: the proposal head has one output per class, the tokens are ranked by their
+    best class score, and the encoder's class loss sees the labels (it changes with them)."""
+    torch.manual_seed(0)
+    model = boxer.create_model("boxer2d_r18_lite", **TINY, enc_class_aware=True).train()
+    assert model.transformer.proposals.enc_detector.class_embed.out_features == 3
+    images, pad, targets = _batch(with_masks=False)
+    losses = model(images, pad, targets)
+    losses["loss"].backward()
+    assert model.transformer.proposals.enc_detector.class_embed.weight.grad.abs().sum() > 0
+    relabelled = [{**t, "labels": (t["labels"] + 1) % 3} for t in targets]
+    torch.manual_seed(0)
+    again = model(images, pad, relabelled)
+    assert not torch.equal(again["loss_ce_enc_0"], losses["loss_ce_enc_0"])
+    torch.manual_seed(0)
+    agnostic = boxer.create_model("boxer2d_r18_lite", **TINY).train()
+    assert agnostic.transformer.proposals.enc_detector.class_embed.out_features == 1
+    base = agnostic(images, pad, targets)
+    assert torch.equal(agnostic(images, pad, relabelled)["loss_ce_enc_0"], base["loss_ce_enc_0"])
