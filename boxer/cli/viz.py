@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     viz = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
     _add_attention(viz)
     _add_run(viz)
+    _add_mixer(viz)
 
 
 def _add_attention(viz) -> None:
@@ -104,6 +105,64 @@ def run_report(args: argparse.Namespace) -> int:
     written = write_run_report(
         args.runs, out, evaluate=not args.no_eval, score=args.score, device=args.device
     )
+    for path in written["figures"]:
+        print(f"figure: {path}")
+    print(f"data: {', '.join(written['data'])}")
+    return 0
+
+
+def fraction_pair(text: str) -> tuple[float, float]:
+    """`--query y,x`: the query position as fractions of the map's height and width, in [0, 1]."""
+    try:
+        y, x = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected y,x fractions in [0, 1], e.g. 0.5,0.5; got {text!r}"
+        ) from None
+    if not (0 <= y <= 1 and 0 <= x <= 1):
+        raise argparse.ArgumentTypeError(f"expected fractions in [0, 1], got {text!r}")
+    return min(y, 0.999), min(x, 0.999)
+
+
+def _add_mixer(viz) -> None:
+    from boxer.viz.mixer_report import ZOO
+
+    p = viz.add_parser(
+        "mixer",
+        help="attention maps of the mixer zoo (fresh mixers) or of a trained classifier (+ ViT rollout)",
+        description="Without --checkpoint: OUT/mixers.png, a row per mixer (--mixers), each head's attention "
+        "map of the query over a feature map made from IMAGE (or a synthetic disc), freshly built mixers "
+        "(seed 0); shifted windows show the shifted regions' borders (dashed). With --checkpoint (a "
+        "`boxer cls` run): OUT/<stem>_layers.png, every attention layer's map of the query (heads "
+        "averaged) over the image, and for global-attention models (ViT) OUT/<stem>_rollout.png, the "
+        "attention rollout. The maps are also written as NPZ.",
+    )
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="the image (required with --checkpoint)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--mixers", default=",".join(ZOO), help=f"comma-separated mixers (default {','.join(ZOO)})"
+    )
+    p.add_argument("--checkpoint", metavar="CKPT", help="a trained classifier checkpoint (RUN/best)")
+    p.add_argument("--query", type=fraction_pair, default=(0.5, 0.5), metavar="Y,X",
+                   help="query position as fractions of the map (default 0.5,0.5)")  # fmt: skip
+    p.add_argument("--size", type=positive_int, default=14, help="zoo: side of the feature map (default 14)")
+    p.set_defaults(func=run_mixer)
+
+
+def run_mixer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from boxer.errors import BoxerError
+    from boxer.viz.mixer_report import classifier_maps, mixer_zoo
+
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.checkpoint:
+        if not args.image:
+            raise BoxerError("IMAGE: needed with --checkpoint")
+        written = classifier_maps(args.checkpoint, args.image, args.out, query=args.query)
+    else:
+        names = [n.strip() for n in args.mixers.split(",") if n.strip()]
+        written = mixer_zoo(names, args.out, image=args.image, size=args.size, query=args.query)
     for path in written["figures"]:
         print(f"figure: {path}")
     print(f"data: {', '.join(written['data'])}")
