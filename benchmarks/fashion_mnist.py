@@ -13,7 +13,8 @@ schedule follows the larger of step and time progress (`max_minutes` of `boxer t
 run anneals completely within its minutes. Default run, ~40 min on one pinned thread:
 - `--minutes` (3) for the families: `resnet_fm` (the CNN), `bot_fm` (its last stage with BoT MHSA,
   qk + qr), the BoTNet position ablation in the same place (`mhsa` = qk, `mhsa_qr` = qr, `mhsa_abs` =
-  qk + abs), `vit_fm` and `swin_fm`;
+  qk + abs), `vit_fm`, `swin_fm`, and the efficient-ViT deck's `emsnet_fm`, `mat_fm` and
+  `partialformer_fm`;
 - `--sweep-minutes` (1.5) for `hybrid_fm` with each other registered mixer in its last two stages
   (a shorter budget: the sweep ranks mixers in one setting, it does not train them to convergence).
 - `--target` instead trains the target recipe: `resnet_fm` and `bot_fm` for 8 epochs capped at 10
@@ -65,6 +66,7 @@ from boxer.layers import list_mixers  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "fashion_mnist.json"
 ABLATION = ("mhsa", "mhsa_qr", "mhsa_abs")  # BoTNet deck: qk, qr, qk + abs (bot_fm is qk + qr)
+DECK_FAMILIES = ("emsnet_fm", "mat_fm", "partialformer_fm")  # the efficient-ViT deck's (models/efficient.py)
 TARGET_TOP1, TARGET_MINUTES = 93.0, 10.0
 BUDGET_KEYS = ("batch_size", "lr", "amp", "threads", "seed", "limit_train", "val_size")
 
@@ -76,6 +78,7 @@ def default_specs() -> list[Spec]:
     specs: list[Spec] = [("resnet_fm", "resnet_fm", {}, "main"), ("bot_fm", "bot_fm", {}, "main")]
     specs += [(f"bot_fm[{m}]", "bot_fm", {"mixer": m}, "main") for m in ABLATION]
     specs += [("vit_fm", "vit_fm", {}, "main"), ("swin_fm", "swin_fm", {}, "main")]
+    specs += [(name, name, {}, "main") for name in DECK_FAMILIES]
     others = [m for m in list_mixers() if m not in (*ABLATION, "mhsa_rel")]
     return specs + [(f"hybrid_fm[{m}]", "hybrid_fm", {"mixer": m}, "sweep") for m in others]
 
