@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_attention(viz)
     _add_run(viz)
     _add_mixer(viz)
+    _add_spectrum(viz)
 
 
 def _add_attention(viz) -> None:
@@ -163,6 +164,35 @@ def run_mixer(args: argparse.Namespace) -> int:
     else:
         names = [n.strip() for n in args.mixers.split(",") if n.strip()]
         written = mixer_zoo(names, args.out, image=args.image, size=args.size, query=args.query)
+    for path in written["figures"]:
+        print(f"figure: {path}")
+    print(f"data: {', '.join(written['data'])}")
+    return 0
+
+
+def _add_spectrum(viz) -> None:
+    p = viz.add_parser(
+        "spectrum",
+        help="amplitude spectra of feature maps and attention redundancy of classifiers (efficient-ViT deck)",
+        description="OUT/spectrum.png: per model, the relative log amplitude of every block's feature map "
+        "against frequency (0 .. pi) and the high-frequency share per block; OUT/similarity.png: the mean "
+        "cosine similarity between different queries' attention per attention layer; OUT/spectrum.json. "
+        "Inputs: the first N Fashion-MNIST test images.",
+    )
+    p.add_argument("--models", required=True, metavar="M[,M...]",
+                   help="comma-separated NAME=CKPT (trained), CKPT, or NAME (untrained, seed 0), "
+                   "e.g. vit_fm=runs/vit/best,resnet_fm=runs/resnet/best,swin_fm")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--images", type=positive_int, default=32, help="test images averaged (default 32)")
+    p.add_argument("--data-root", metavar="DIR", help="Fashion-MNIST folder (default: the usual places)")
+    p.set_defaults(func=run_spectrum)
+
+
+def run_spectrum(args: argparse.Namespace) -> int:
+    from boxer.viz.spectrum_report import write_spectrum
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    written = write_spectrum(models, args.out, images=args.images, root=args.data_root)
     for path in written["figures"]:
         print(f"figure: {path}")
     print(f"data: {', '.join(written['data'])}")
