@@ -92,6 +92,11 @@ class RunLogger:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}{key}", value, step)
 
+    def image(self, tag: str, image, step: int) -> None:
+        """An RGB uint8 array [H, W, 3] as a TensorBoard image."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+
     def epoch_line(self, record: dict[str, Any]) -> None:
         """Appends one JSON line to metrics.jsonl and flushes TensorBoard."""
         if not self.enabled:

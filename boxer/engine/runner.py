@@ -122,7 +122,7 @@ def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> d
     meta = _detector_meta(train_set, model)
     trainer = Trainer(
         cfg, model, train_set, collate_fn=collate_detection, run_dir=run_dir, info=info,
-        evaluate_fn=evaluate_fn, meta=meta,
+        evaluate_fn=evaluate_fn, meta=meta, figure_fn=_attention_figure(model, val_set, meta),
     )  # fmt: skip
     if resume:  # a checkpoint that does not fit stops here, with the run folder untouched
         trainer.resume(resume)
@@ -134,6 +134,15 @@ def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> d
         _banner(cfg, trainer, train_set, val_set, info)
     barrier()
     return trainer.fit()
+
+
+def _attention_figure(model: nn.Module, val_set, meta: dict[str, Any]):
+    """TensorBoard's box-attention picture of the first val image (BoxeR-2D only), or None."""
+    from boxer.viz.tensorboard import attention_image, is_box_attention_model
+
+    if val_set is None or not is_box_attention_model(model):
+        return None
+    return partial(attention_image, dataset=val_set, class_names=meta.get("class_names"))
 
 
 def _banner(cfg: TrainConfig, trainer, train_set, val_set, info: DistInfo) -> None:

@@ -81,6 +81,8 @@ class Trainer:
         info: rank/world/device (default: single process on `cfg.device`).
         evaluate_fn: `evaluate_fn(model) -> metrics` run every `cfg.eval_every` epochs (all ranks).
         meta: extra JSON-serialisable keys saved in every checkpoint's config (cat_ids, class_names...).
+        figure_fn: `figure_fn(model) -> RGB uint8 array [H, W, 3] or None`, added to TensorBoard as
+            `val/box_attention` after each evaluation (main process; `boxer.viz.tensorboard`).
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class Trainer:
         info: DistInfo | None = None,
         evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
         meta: dict[str, Any] | None = None,
+        figure_fn: Callable[[nn.Module], Any] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.figure_fn = figure_fn
         self.info = info or DistInfo(device=pick_device(cfg.device))
         self.run_dir = Path(run_dir)
         self.model = model.to(self.info.device)
@@ -394,6 +398,7 @@ class Trainer:
             metrics = self._evaluate(done)
             record.update(metrics)
             self.logger.scalars(metrics, st.iteration, prefix="val/")
+            self._log_figure(st.iteration)
         self.logger.scalars(
             {k: v for k, v in record.items() if k.startswith("train/")}, done, prefix="epoch/"
         )
@@ -409,6 +414,18 @@ class Trainer:
             self.save("last")
             self.save("best")
         return record
+
+    def _log_figure(self, step: int) -> None:
+        """The `figure_fn` picture in TensorBoard; a failure costs the picture, never the run."""
+        if self.figure_fn is None or not self.info.is_main or not self.logger.tensorboard:
+            return
+        try:
+            image = self.figure_fn(self.model)
+        except Exception as err:  # noqa: BLE001  (a picture must not stop training)
+            self.logger.info(f"TensorBoard attention picture skipped: {type(err).__name__}: {err}")
+            return
+        if image is not None:
+            self.logger.image("val/box_attention", image, step)
 
     def _evaluate(self, done: int) -> dict[str, float]:
         try:
