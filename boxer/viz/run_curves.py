@@ -45,7 +45,8 @@ def curves_figure(runs: list[RunHistory]):
     for run in runs:
         terms += [t for t in main_terms(run) if t not in terms]
     for row, minutes in enumerate((False, True)):
-        xlabel = "wall-clock (min)" if minutes else "iteration"
+        units = sorted({run.x_unit for run in runs})
+        xlabel = "wall-clock (min)" if minutes else " / ".join(units)
         for r, run in enumerate(runs):
             colour = RUN_COLOURS[r % len(RUN_COLOURS)]
             total = run.losses.get("loss") or run.losses.get("train_loss")

@@ -63,7 +63,7 @@ def pr_figure(results: list[tuple[str, EvalResult]]):
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="lower left")
+            ax.legend(fontsize=6, loc="upper right")
         else:
             ax.text(0.5, 0.5, "no ground truth", ha="center", fontsize=8)
     for j in range(len(names), rows * cols):

@@ -43,6 +43,7 @@ class RunHistory:
     lr: Series | None = None
     scores: dict[str, Series] = field(default_factory=dict)
     epochs: list[dict] = field(default_factory=list)
+    x_unit: str = "iteration"  # "epoch" for classification runs (their lines have no iteration)
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -106,7 +107,8 @@ def read_history(run: str | Path, name: str | None = None) -> RunHistory:
     """The history of the run folder `run` (its name defaults to the folder's)."""
     run = Path(run)
     epochs, events = read_metrics(run), read_events(run)
-    hist = RunHistory(name or run.name, run, epochs=epochs)
+    unit = "iteration" if any("iteration" in e for e in epochs) else "epoch"
+    hist = RunHistory(name or run.name, run, epochs=epochs, x_unit=unit)
     terms = sorted({k[6:] for e in epochs for k in e if k.startswith("train/")})
     for term in terms:
         tag = events.get(f"train/{term}")

@@ -23,6 +23,14 @@ def _names(runs: list[Path]) -> list[str]:
     return [f"{r.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
 
 
+def _is_classification(run: Path) -> bool:
+    """A `boxer cls` run (no COCO evaluation: its report has the curves only)."""
+    for config in (run / "config.json", run / "best" / "config.json", run / "last" / "config.json"):
+        if config.is_file():
+            return json.loads(config.read_text()).get("task") == "classification"
+    return False
+
+
 def write_run_report(
     runs: list[str | Path],
     out_dir: str | Path,
@@ -50,7 +58,10 @@ def _evaluation(histories, out: Path, report: dict, data: list, *, score: float,
     from boxer.viz.run_eval import evaluate_run
     from boxer.viz.run_eval_figures import confusion_figure, per_class_ap_figure, pr_figure
 
-    results = [(h.name, evaluate_run(h.path, score=score, device=device)) for h in histories]
+    detectors = [h for h in histories if not _is_classification(h.path)]
+    if not detectors:
+        return []
+    results = [(h.name, evaluate_run(h.path, score=score, device=device)) for h in detectors]
     figures = [save_figure(per_class_ap_figure(results), out / "per_class_ap.png"),
                save_figure(pr_figure(results), out / "pr_curves.png")]  # fmt: skip
     for name, res in results:

@@ -75,3 +75,10 @@ def test_viz_run_one_run_defaults_to_its_report_folder(viz_boxes_run, capsys):
     assert main(["viz", "run", str(viz_boxes_run), "--no-eval"]) == 0
     assert (viz_boxes_run / "report" / "curves.png").stat().st_size > 0
     assert not (viz_boxes_run / "report" / "per_class_ap.png").exists()
+
+
+def test_viz_run_of_a_classification_run_draws_its_curves(viz_vit_run, tmp_path, capsys):
+    assert main(["viz", "run", str(viz_vit_run), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0 and not (tmp_path / "per_class_ap.png").exists()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert "val_top1" in report["runs"]["vit"]["scores"] and "train_loss" in report["runs"]["vit"]["losses"]
