@@ -34,6 +34,42 @@ from torch import Tensor, nn
 from boxer.layers.mixers.core import AttentionCore, map_to_tokens, tokens_to_map
 
 
+class PatchEmbedDW(nn.Module):
+    """Depthwise conv with kernel = stride = p, as a reshape and a per-channel weighted sum (the
+    same function as `nn.Conv2d(C, C, p, p, groups=C)`; torch's CPU depthwise kernels for this
+    case train ~5x slower). Tensor[B, C, H, W] (H, W multiples of p) -> Tensor[B, C, H/p, W/p]."""
+
+    def __init__(self, dim: int, patch: int) -> None:
+        super().__init__()
+        self.patch = patch
+        conv = nn.Conv2d(dim, dim, patch, stride=patch, groups=dim)  # PyTorch's default init
+        self.weight, self.bias = nn.Parameter(conv.weight.detach()[:, 0]), nn.Parameter(conv.bias.detach())
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        p = self.patch
+        patches = x.view(B, C, H // p, p, W // p, p)
+        return torch.einsum("bcyixj,cij->bcyx", patches, self.weight) + self.bias[:, None, None]
+
+
+class PatchPropagateDW(nn.Module):
+    """Depthwise transposed conv with kernel = stride = p: every coarse token spreads over its p x p
+    cell with per-channel weights (the function of `nn.ConvTranspose2d(C, C, p, p, groups=C)`, as a
+    broadcast product). Tensor[B, C, h, w] -> Tensor[B, C, h*p, w*p]."""
+
+    def __init__(self, dim: int, patch: int) -> None:
+        super().__init__()
+        self.patch = patch
+        conv = nn.ConvTranspose2d(dim, dim, patch, stride=patch, groups=dim)
+        self.weight, self.bias = nn.Parameter(conv.weight.detach()[:, 0]), nn.Parameter(conv.bias.detach())
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, h, w = x.shape
+        p = self.patch
+        cells = x[:, :, :, None, :, None] * self.weight[None, :, None, :, None, :]  # B, C, h, p, w, p
+        return cells.reshape(B, C, h * p, w * p) + self.bias[:, None, None]
+
+
 class ConvMHSA(nn.Module):
     """C-MHSA: each token attends over its k x k neighbours; logits = q . M (learnable, per head).
 
@@ -111,7 +147,7 @@ class EMSMixer(nn.Module):
         if not patch_sizes or min(patch_sizes) < 2:
             raise ValueError(f"EMS: patch_sizes must be >= 2, got {tuple(patch_sizes)}")
         self.patch_sizes = tuple(patch_sizes)
-        self.embeds = nn.ModuleList(nn.Conv2d(dim, dim, p, stride=p, groups=dim) for p in self.patch_sizes)
+        self.embeds = nn.ModuleList(PatchEmbedDW(dim, p) for p in self.patch_sizes)
         last = len(self.patch_sizes) - 1
         self.mixers = nn.ModuleList(
             GlobalMHSA(dim, num_heads=num_heads, qkv_bias=qkv_bias)
@@ -119,9 +155,7 @@ class EMSMixer(nn.Module):
             else ConvMHSA(dim, num_heads=num_heads, kernel_size=kernel_size, qkv_bias=qkv_bias)
             for i in range(len(self.patch_sizes))
         )
-        self.propagate = nn.ModuleList(
-            nn.ConvTranspose2d(dim, dim, p, stride=p, groups=dim) for p in self.patch_sizes
-        )
+        self.propagate = nn.ModuleList(PatchPropagateDW(dim, p) for p in self.patch_sizes)
         self.fc1 = nn.Conv2d(dim * (len(self.patch_sizes) + 1), dim, 1)
         self.act = nn.GELU()
         self.fc2 = nn.Conv2d(dim, dim, 1)

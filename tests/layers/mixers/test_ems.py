@@ -4,16 +4,28 @@ local, G-MHSA global, propagation back to full resolution)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from boxer.layers import create_mixer
-from boxer.layers.mixers.ems import ConvMHSA, GlobalMHSA
+from boxer.layers.mixers.ems import ConvMHSA, GlobalMHSA, PatchEmbedDW, PatchPropagateDW
 
 
 def test_branches_are_local_then_global() -> None:
     mixer = create_mixer("ems", 16, num_heads=2)
     assert mixer.patch_sizes == (2, 4)
     assert isinstance(mixer.mixers[0], ConvMHSA) and isinstance(mixer.mixers[1], GlobalMHSA)
-    assert all(e.stride == (p, p) and e.groups == 16 for e, p in zip(mixer.embeds, (2, 4)))
+    assert [e.patch for e in mixer.embeds] == [2, 4] and [e.patch for e in mixer.propagate] == [2, 4]
+
+
+def test_patch_embedding_and_propagation_are_depthwise_convs() -> None:
+    torch.manual_seed(0)
+    embed, prop = PatchEmbedDW(6, 2), PatchPropagateDW(6, 2)
+    x = torch.randn(2, 6, 4, 6)
+    w, b = embed.weight[:, None], embed.bias
+    torch.testing.assert_close(embed(x), F.conv2d(x, w, b, stride=2, groups=6))
+    y = torch.randn(2, 6, 3, 5)
+    w, b = prop.weight[:, None], prop.bias
+    torch.testing.assert_close(prop(y), F.conv_transpose2d(y, w, b, stride=2, groups=6))
 
 
 def test_conv_mhsa_sees_only_its_neighbourhood() -> None:
