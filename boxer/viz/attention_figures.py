@@ -34,20 +34,20 @@ def _grid(rows: int, cols: int, header_px: int = 56):
     return fig, axes
 
 
-def _legend(fig, heads: int, title: str, m: int) -> None:
+def _legend(fig, heads: int, title: str, m: int, *, detection: bool) -> None:
     """Three header lines: the title, what is drawn, the head colours."""
     top = fig.bbox.height
     fig.text(8 / fig.bbox.width, 1 - 4 / top, title, va="top", ha="left", fontsize=9)
-    fig.text(8 / fig.bbox.width, 1 - 22 / top, f"green: detection; white dashed: reference window; "
-             f"colours: each head's window and {m}x{m} sampling points (opacity = weight)",
-             va="top", ha="left", fontsize=7)  # fmt: skip
+    what = "green: detection; " if detection else ""
+    what += f"white dashed: reference window; colours: each head's window and {m}x{m} sampling points "
+    fig.text(8 / fig.bbox.width, 1 - 22 / top, what + "(opacity = weight)", va="top", ha="left", fontsize=7)
     for h in range(heads):
         fig.text((8 + 46 * h) / fig.bbox.width, 1 - 38 / top, f"head {h}", va="top", ha="left",
                  fontsize=7, color=head_colour(h))  # fmt: skip
 
 
 def _point_size(m: int) -> float:
-    return 14.0 if m <= 4 else 3.0
+    return 30.0 if m <= 4 else 4.0
 
 
 def attention_grid(
@@ -78,7 +78,7 @@ def attention_grid(
     Y, H, L = data.windows.shape[1:4]
     m = data.weights.shape[-1]
     fig, axes = _grid(Y, L + (mask is not None))
-    _legend(fig, H, title, m)
+    _legend(fig, H, title, m, detection=box is not None)
     for r, layer in enumerate(data.layers):
         for level in range(L):
             ax = axes[r][level]

@@ -40,7 +40,9 @@ def draw_points(ax, points: np.ndarray, alphas: np.ndarray, *, colour, size: flo
     rgba = np.zeros((len(xy), 4))
     rgba[:, :3] = colour
     rgba[:, 3] = np.clip(alphas.reshape(-1), 0.0, 1.0)
-    ax.scatter(xy[:, 0], xy[:, 1], s=size, c=rgba, linewidths=0)
+    edges = np.zeros_like(rgba)
+    edges[:, 3] = rgba[:, 3]  # a black rim, as opaque as the point: visible on light and dark images
+    ax.scatter(xy[:, 0], xy[:, 1], s=size, c=rgba, edgecolors=edges, linewidths=0.6)
 
 
 def draw_attention(
