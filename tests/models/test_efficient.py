@@ -42,10 +42,20 @@ def test_detection_levels_default_to_strides_8_16_32() -> None:
     assert net.out_strides == [8, 16, 32] and net.out_channels == [64, 96, 128]
 
 
-def test_mask_rcnn_takes_an_efficient_backbone() -> None:
-    model = boxer.create_model("maskrcnn", backbone="emsnet_xtiny", num_classes=3).eval()
-    body = model.detector.backbone.body
-    assert body.out_strides == [4, 8, 16, 32]
-    with torch.no_grad():
-        feats = model.detector.backbone(torch.randn(1, 3, 64, 96))
-    assert [f.shape[-2:] for f in list(feats.values())[:4]] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+def test_mask_rcnn_trains_on_an_efficient_backbone() -> None:
+    torch.manual_seed(0)
+    tiny = {"dims": (8, 16, 16, 32), "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1), "img_size": 64}
+    model = boxer.create_model(
+        "maskrcnn", num_classes=3, backbone="emsnet_xtiny", backbone_kwargs=tiny, fpn_channels=16,
+        representation_size=32, mask_layers=(16,), rpn_post_nms_top_n_train=20, box_batch_size_per_image=16,
+    ).train()  # fmt: skip
+    assert model.detector.backbone.body.out_strides == [4, 8, 16, 32]
+    masks = torch.zeros(1, 64, 80, dtype=torch.uint8)
+    masks[0, 10:30, 10:40] = 1
+    hw = torch.tensor([64, 80])
+    target = {"boxes": torch.tensor([[10.0, 10, 40, 30]]), "labels": torch.tensor([1]), "masks": masks}
+    target.update(image_id=1, size=hw, orig_size=hw)
+    losses = model(torch.randn(1, 3, 64, 80), torch.zeros(1, 64, 80, dtype=torch.bool), [target])
+    assert torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    assert model.detector.backbone.body.stages[2][1].mixer.mixers[0].key_matrix.grad is not None
