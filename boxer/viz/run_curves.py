@@ -24,10 +24,9 @@ def main_terms(history: RunHistory) -> list[str]:
     return [t for t in history.losses if t != "loss" and not AUX.search(t)]
 
 
-def _plot(ax, series: Series, *, minutes: bool, **style) -> None:
+def _plot(ax, series: Series, *, minutes: bool, marker: str = "o", **style) -> None:
     x = series.seconds / 60 if minutes else series.iteration
-    marker = "o" if len(x) < 12 else None
-    ax.plot(x, series.value, marker=marker, markersize=3, **style)
+    ax.plot(x, series.value, marker=marker if len(x) < 12 else None, markersize=4, **style)
 
 
 def _score_keys(runs: list[RunHistory]) -> list[str]:
@@ -40,7 +39,7 @@ def _score_keys(runs: list[RunHistory]) -> list[str]:
 def curves_figure(runs: list[RunHistory]):
     """The overview figure (2 rows x 4 columns) of `runs` overlaid."""
     fig = new_figure(1600, 760)
-    axes = fig.subplots(2, 4)
+    axes = fig.subplots(2, 4, sharex="row")  # a lone AP point keeps the run's x range
     terms = []
     for run in runs:
         terms += [t for t in main_terms(run) if t not in terms]
@@ -62,7 +61,7 @@ def curves_figure(runs: list[RunHistory]):
                 _plot(axes[row, 2], run.lr, minutes=minutes, color=colour, label=run.name)
             for k, key in enumerate(_score_keys(runs)):
                 if key in run.scores:
-                    _plot(axes[row, 3], run.scores[key], minutes=minutes, color=colour,
+                    _plot(axes[row, 3], run.scores[key], minutes=minutes, color=colour, marker="os^D"[k],
                           linestyle=STYLES[k % len(STYLES)], label=f"{run.name} {key}")  # fmt: skip
         for col, title in enumerate(("loss (total)", "loss terms (last layer)", "learning rate", "score")):
             ax = axes[row, col]
