@@ -134,7 +134,7 @@ def _add_mixer(viz) -> None:
         description="Without --checkpoint: OUT/mixers.png, a row per mixer (--mixers), each head's attention "
         "map of the query over a feature map made from IMAGE (or a synthetic disc), freshly built mixers "
         "(seed 0); shifted windows show the shifted regions' borders (dashed). With --checkpoint (a "
-        "`boxer cls` run): OUT/<stem>_layers.png, every attention layer's map of the query (heads "
+        "`boxer train-cls` run): OUT/<stem>_layers.png, every attention layer's map of the query (heads "
         "averaged) over the image, and for global-attention models (ViT) OUT/<stem>_rollout.png, the "
         "attention rollout. The maps are also written as NPZ.",
     )

@@ -6,7 +6,7 @@ Two uses:
   grey image resized to the grid, lifted to `dim` channels by a fixed random 1 x 1 projection plus a
   sinusoidal position term); a row per mixer shows each head's map for the query and their mean.
   Shifted windows also show the borders of the shifted regions (dashed).
-- `classifier_maps`: a trained classifier checkpoint (`boxer cls` runs); every attention layer's
+- `classifier_maps`: a trained classifier checkpoint (`boxer train-cls` runs); every attention layer's
   map for the query (heads averaged) over the image, and, when every layer attends globally over one
   grid (ViT), the attention rollout for the query and averaged over all queries (what the global
   average pool sees).

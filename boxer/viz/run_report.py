@@ -24,7 +24,7 @@ def _names(runs: list[Path]) -> list[str]:
 
 
 def _is_classification(run: Path) -> bool:
-    """A `boxer cls` run (no COCO evaluation: its report has the curves only)."""
+    """A `boxer train-cls` run (no COCO evaluation: its report has the curves only)."""
     for config in (run / "config.json", run / "best" / "config.json", run / "last" / "config.json"):
         if config.is_file():
             return json.loads(config.read_text()).get("task") == "classification"

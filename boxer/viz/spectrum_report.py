@@ -1,7 +1,7 @@
 """`boxer viz spectrum`: amplitude spectra of every block's feature map, and attention redundancy,
 for several classifiers side by side (the efficient-ViT deck's ViT / ConvNeXt / EMS figure).
 
-Models are given as `NAME=CKPT` (a trained `boxer cls` checkpoint), a checkpoint folder alone, or a
+Models are given as `NAME=CKPT` (a trained `boxer train-cls` checkpoint), a checkpoint folder alone, or a
 bare registered `NAME` (built untrained, seed 0: a reference for what training changes). Inputs are
 the first N test images of Fashion-MNIST, through the classifiers' own preprocessing. Feature maps
 are read by forward hooks on every block (a module class named `*Block` or `Bottleneck`, the
