@@ -9,9 +9,11 @@ attends over all sampled points (global attention over ceil(H/r) * ceil(W/r) key
 
 What is chosen where DAT offers options: offset groups = 1 by default (`groups`); no relative
 position bias (DAT interpolates one); sampling with `torch.nn.functional.grid_sample` (bilinear,
-`align_corners=False`, zeros outside the map), not boxer's box-attention sampling op, whose
-interface samples fixed-size box grids per head rather than one free point per key. With zero offsets
-and an even map, the sampled keys are exactly the 2x2 average pool of the input (stride 2).
+`align_corners=False`, zeros outside the map). boxer's `box_attention` op does not fit here: it
+samples an m x m grid inside each box and returns the attention-weighted sum of the samples, while
+DAT needs the sampled features themselves, one free point per key, to project into keys and values.
+With zero offsets and an even map, the sampled keys are exactly the 2x2 average pool of the input
+(stride 2).
 """
 
 from __future__ import annotations
