@@ -103,10 +103,13 @@ class ConvMHSA(nn.Module):
         logits = torch.einsum("bnqd,ndk->bnqk", q * d**-0.5, self.key_matrix)  # B, h, HW, k*k
         inside = F.unfold(x.new_ones(1, 1, H, W), k, padding=k // 2)[0].t() > 0  # HW, k*k
         attn = logits.masked_fill(~inside, float("-inf")).softmax(-1)
-        v = tokens_to_map(self.value(tokens), H, W)  # B, C, H, W
-        neighbours = F.unfold(v, k, padding=k // 2).view(B, h, d, k * k, H * W)  # B, h, d, k*k, HW
-        out = torch.einsum("bnqk,bndkq->bnqd", attn, neighbours)  # B, h, HW, d
-        return tokens_to_map(self.proj(out.transpose(1, 2).flatten(2)), H, W)
+        attn = attn.transpose(2, 3).reshape(B, h, k * k, 1, H, W)  # offsets row-major, as unfold
+        r = k // 2
+        v = F.pad(tokens_to_map(self.value(tokens), H, W).view(B, h, d, H, W), (r, r, r, r))
+        out = sum(  # the k*k shifted value maps, each weighted by its attention: B, h, d, H, W
+            attn[:, :, i * k + j] * v[..., i : i + H, j : j + W] for i in range(k) for j in range(k)
+        )
+        return tokens_to_map(self.proj(map_to_tokens(out.flatten(1, 2))), H, W)
 
 
 class GlobalMHSA(nn.Module):

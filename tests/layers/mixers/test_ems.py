@@ -50,3 +50,26 @@ def test_global_branch_reaches_the_whole_map() -> None:
     mixer.mixers[1] = torch.nn.Identity()  # the coarse branch no longer mixes
     mixer(x)[..., 0, 0].sum().backward()
     assert x.grad[..., 15, 15].abs().sum() == 0
+
+
+def _conv_mhsa_reference(attn: ConvMHSA, x: torch.Tensor) -> torch.Tensor:
+    """C-MHSA written out with F.unfold: softmax over the k*k neighbours of q . M, border masked."""
+    B, C, H, W = x.shape
+    k, h, d = attn.kernel_size, attn.num_heads, attn.head_dim
+    tokens = x.flatten(2).transpose(1, 2)
+    q = attn.query(tokens).view(B, H * W, h, d).transpose(1, 2)
+    logits = torch.einsum("bnqd,ndk->bnqk", q / d**0.5, attn.key_matrix)
+    inside = F.unfold(torch.ones(1, 1, H, W), k, padding=k // 2)[0].t() > 0
+    weights = logits.masked_fill(~inside, float("-inf")).softmax(-1)
+    v = attn.value(tokens).transpose(1, 2).reshape(B, C, H, W)
+    neighbours = F.unfold(v, k, padding=k // 2).view(B, h, d, k * k, H * W)
+    out = torch.einsum("bnqk,bndkq->bnqd", weights, neighbours).transpose(1, 2).flatten(2)
+    return attn.proj(out).transpose(1, 2).reshape(B, C, H, W)
+
+
+def test_conv_mhsa_matches_the_unfold_reference() -> None:
+    torch.manual_seed(0)
+    for k, size in ((3, (5, 7)), (5, (6, 4))):
+        attn = ConvMHSA(8, num_heads=2, kernel_size=k)
+        x = torch.randn(2, 8, *size)
+        torch.testing.assert_close(attn(x), _conv_mhsa_reference(attn, x), rtol=1e-5, atol=1e-5)
