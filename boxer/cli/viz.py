@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 
 
-def pixel_arg(text: str) -> tuple[float, float]:
-    """`--pixel x,y`: a point of the image file, in pixels."""
+def pixel_arg(text: str) -> tuple[float, float] | str:
+    """`--pixel x,y`: a point of the image file, in pixels; or `centre`: the best detection's centre."""
+    if text in ("centre", "center"):
+        return "centre"
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:

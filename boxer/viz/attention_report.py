@@ -16,7 +16,7 @@ import torch
 
 from boxer.errors import BoxerError
 from boxer.viz.attention_figures import attention_grid
-from boxer.viz.box_attention import ImageAttention, image_attention
+from boxer.viz.box_attention import ImageAttention, image_attention, is_box_attention_model
 from boxer.viz.figures import save_figure
 
 ARRAYS = {
@@ -30,6 +30,7 @@ ARRAYS = {
     "dec_weights": "[N, Y, H, L, m, m] attention weights (sum 1 per head over levels and cells)",
     "dec_layers": "[Y] decoder layer of each row",
     "enc_*": "the same for the encoder tokens under --pixel (N = one token per level)",
+    "enc_pixel": "[2] the encoder's query pixel (x, y)",
 }
 
 
@@ -46,9 +47,7 @@ def _batch(dataset, index: int, device: torch.device):
     return batch.images.to(device), batch.pad_mask.to(device), batch.targets[0]
 
 
-def _figures(
-    att: ImageAttention, image: np.ndarray, stem: str, out: Path, names: list[str], pixel
-) -> list[str]:
+def _figures(att: ImageAttention, image: np.ndarray, stem: str, out: Path, names: list[str]) -> list[str]:
     det, written = att.detections, []
     for k in range(att.decoder.windows.shape[0]):
         label, score = int(det["labels"][k]), float(det["scores"][k])
@@ -61,7 +60,7 @@ def _figures(
         for level in range(att.encoder.windows.shape[0]):
             title = f"{stem}: encoder token under the pixel, query level {level}"
             fig = attention_grid(image, att.encoder, level, strides=att.strides, title=title,
-                                 row_name="enc. layer", pixel=pixel)  # fmt: skip
+                                 row_name="enc. layer", pixel=att.pixel)  # fmt: skip
             written.append(str(save_figure(fig, out / f"{stem}_encoder_level{level}.png")))
     return written
 
@@ -74,6 +73,7 @@ def _dump(att: ImageAttention, path: Path) -> None:
     if att.encoder is not None:
         arrays.update(att.encoder.arrays("enc"))
         arrays["enc_tokens"] = np.asarray(att.tokens, dtype=np.int64)
+        arrays["enc_pixel"] = np.asarray(att.pixel, dtype=np.float32)
     np.savez_compressed(path, **arrays)
 
 
@@ -84,7 +84,7 @@ def write_attention(
     *,
     detections: int = 3,
     layers: list[int] | None = None,
-    pixel: tuple[float, float] | None = None,
+    pixel: tuple[float, float] | str | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Writes the figures and data of every image; returns the index written to attention.json."""
@@ -94,7 +94,7 @@ def write_attention(
 
     paths = list_images(inputs)
     model, config = load_detector(checkpoint, pick_device(device))
-    if not hasattr(model, "transformer") or not hasattr(model.transformer, "decoder"):
+    if not is_box_attention_model(model):
         raise BoxerError(f"{checkpoint}: {config['model']} is not a BoxeR-2D model (no box-attention)")
     cfg = _sizes_of(config)
     dataset = ImageFiles(paths, assign_image_ids(paths), image_size=cfg.image_size, max_size=cfg.max_size)
@@ -107,7 +107,7 @@ def write_attention(
         att = image_attention(model, images, pad_mask, target, detections=detections, layers=layers,
                               pixel=pixel)  # fmt: skip
         stem = path.stem if [p.stem for p in paths].count(path.stem) == 1 else f"{path.stem}-{i}"
-        figures = _figures(att, _load(path), stem, out, config["class_names"], pixel)
+        figures = _figures(att, _load(path), stem, out, config["class_names"])
         _dump(att, out / f"{stem}_attention.npz")
         index["images"].append(_entry(path, att, figures, out / f"{stem}_attention.npz", config))
     (out / "attention.json").write_text(json.dumps(index, indent=1))

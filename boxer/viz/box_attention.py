@@ -66,6 +66,15 @@ class ImageAttention:
     encoder: AttentionData | None
     strides: list[int]
     tokens: list[int] = field(default_factory=list)
+    pixel: tuple[float, float] | None = None  # the encoder's query pixel (file pixels)
+
+
+def is_box_attention_model(model: nn.Module) -> bool:
+    """True for BoxeR-2D: box- or instance-attention modules, and the detector's `_run` and `head`."""
+    from boxer.layers.box_attention import WindowAttentionBase
+
+    has_attention = any(isinstance(m, WindowAttentionBase) for m in model.modules())
+    return has_attention and hasattr(model, "_run") and hasattr(model, "head")
 
 
 def layer_records(recorder: AttentionRecorder, part: str) -> list[AttentionRecord]:
@@ -119,7 +128,7 @@ def image_attention(
     *,
     detections: int = 3,
     layers: list[int] | None = None,
-    pixel: tuple[float, float] | None = None,
+    pixel: tuple[float, float] | str | None = None,
 ) -> ImageAttention:
     """Runs `model` on one image (a batch of 1) and gathers its box-attention.
 
@@ -129,7 +138,8 @@ def image_attention(
         target: `orig_size` (h0, w0) of the file.
         detections: the top-N detections whose queries are drawn.
         layers: decoder (and encoder) layers, None = all.
-        pixel: (x, y) in file pixels whose encoder tokens are gathered, or None.
+        pixel: (x, y) in file pixels whose encoder tokens are gathered, "centre" for the best
+            detection's centre, or None.
     """
     with AttentionRecorder(model) as rec:
         det = predict_with_queries(model, images, pad_mask, [target])
@@ -140,9 +150,12 @@ def image_attention(
     shapes = dec[0].spatial_shapes
     strides = [2 ** round(math.log2(images.shape[-1] / w_l)) for _, w_l in shapes]  # 8, 16, 32, 64
     encoder, tokens = None, []
+    if pixel == "centre":
+        x0, y0, x1, y1 = det["boxes"][0].tolist()
+        pixel = ((x0 + x1) / 2, (y0 + y1) / 2)
     if pixel is not None:
         enc = layer_records(rec, "encoder")
         ratios = enc[0].valid_ratios[0] if enc[0].valid_ratios is not None else torch.ones(len(shapes), 2)
         tokens = token_at_pixel(*pixel, width=size[1], height=size[0], shapes=shapes, ratios=ratios)
         encoder = gather(enc, select_layers(len(enc), layers, "the encoder"), torch.tensor(tokens), size)
-    return ImageAttention(det, decoder, encoder, strides, tokens)
+    return ImageAttention(det, decoder, encoder, strides, tokens, pixel)

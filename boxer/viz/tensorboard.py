@@ -14,16 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from boxer.viz.attention_figures import attention_grid
-from boxer.viz.box_attention import image_attention
+from boxer.viz.box_attention import image_attention, is_box_attention_model
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]  # boxer.data.coco.IMAGENET_MEAN
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
 
-def is_box_attention_model(model: nn.Module) -> bool:
-    """True for BoxeR-2D (a transformer with an encoder and decoder of box-attention)."""
-    transformer = getattr(model, "transformer", None)
-    return transformer is not None and hasattr(transformer, "decoder") and hasattr(model, "head")
+__all__ = ["attention_image", "figure_array", "is_box_attention_model"]
 
 
 def _display(image: torch.Tensor, orig_size) -> np.ndarray:

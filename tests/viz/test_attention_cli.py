@@ -51,3 +51,13 @@ def test_attention_refuses_a_layer_that_does_not_exist(viz_boxes_run, fashion_sc
             "--layers", "3"]  # fmt: skip
     assert main([str(a) for a in argv]) == 1
     assert "--layers: the decoder has 1 layers" in capsys.readouterr().err
+
+
+def test_encoder_at_the_best_detections_centre(viz_boxes_run, fashion_scenes_tiny, tmp_path, capsys):
+    image = sorted((fashion_scenes_tiny / "val").glob("*.png"))[0]
+    argv = ["viz", "attention", "--checkpoint", viz_boxes_run / "best", image, "--out", tmp_path,
+            "--detections", "1", "--pixel", "centre", "--layers", "-1"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    data = np.load(tmp_path / f"{image.stem}_attention.npz")
+    x0, y0, x1, y1 = data["det_boxes"][0]
+    np.testing.assert_allclose(data["enc_pixel"], [(x0 + x1) / 2, (y0 + y1) / 2], rtol=1e-5)

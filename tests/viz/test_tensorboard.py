@@ -20,3 +20,12 @@ def test_training_adds_the_attention_picture_at_each_evaluation(viz_boxes_run):
 
 def test_no_picture_for_a_model_without_box_attention():
     assert attention_image(nn.Linear(2, 2), [1]) is None
+
+
+def test_only_box_attention_detectors_get_the_picture():
+    from boxer.engine.runner import build_model
+    from boxer.viz.tensorboard import is_box_attention_model
+
+    small = {"dim": 32, "enc_layers": 1, "dec_layers": 1}
+    assert is_box_attention_model(build_model("boxer2d_r18_lite", num_classes=3, model_kwargs=small))
+    assert not is_box_attention_model(build_model("detr_r18_lite", num_classes=3, model_kwargs={}))
