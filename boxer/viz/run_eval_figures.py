@@ -73,25 +73,34 @@ def pr_figure(results: list[tuple[str, EvalResult]]):
     return fig
 
 
-def confusion_figure(name: str, res: EvalResult, *, score: float):
-    """The confusion matrix of one run, counts in the cells, rows normalised for the colour."""
-    k = len(res.class_names)
-    fig = new_figure(60 * k + 260, 60 * k + 200)
+def matrix_figure(
+    counts: np.ndarray, rows: list[str], cols: list[str], *, title: str, xlabel: str, ylabel: str
+):
+    """A count matrix: counts in the cells, colour = the row's share (rows normalised)."""
+    fig = new_figure(60 * len(cols) + 200, 60 * len(rows) + 140)
     ax = fig.add_subplot(1, 1, 1)
-    cm = res.confusion
-    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k + 1):
-        for j in range(k + 1):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if rows[i, j] > 0.5 else "black")  # fmt: skip
-    ax.set_xticks(range(k + 1))
-    ax.set_xticklabels([*res.class_names, "missed"], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(k + 1))
-    ax.set_yticklabels([*res.class_names, "no object"], fontsize=8)
-    ax.set_xlabel("predicted class", fontsize=9)
-    ax.set_ylabel("true class", fontsize=9)
-    ax.set_title(f"{name}: detections of score >= {score:g} matched at IoU >= 0.5", fontsize=10)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def confusion_figure(name: str, res: EvalResult, *, score: float):
+    """The detection confusion matrix of one run (rows + "no object", columns + "missed")."""
+    return matrix_figure(
+        res.confusion, [*res.class_names, "no object"], [*res.class_names, "missed"],
+        title=f"{name}: detections of score >= {score:g} matched at IoU >= 0.5",
+        xlabel="predicted class", ylabel="true class",
+    )  # fmt: skip

@@ -58,12 +58,13 @@ def _evaluation(histories, out: Path, report: dict, data: list, *, score: float,
     from boxer.viz.run_eval import evaluate_run
     from boxer.viz.run_eval_figures import confusion_figure, per_class_ap_figure, pr_figure
 
+    figures = [_classification(h, out, report, data) for h in histories if _is_classification(h.path)]
     detectors = [h for h in histories if not _is_classification(h.path)]
     if not detectors:
-        return []
+        return figures
     results = [(h.name, evaluate_run(h.path, score=score, device=device)) for h in detectors]
-    figures = [save_figure(per_class_ap_figure(results), out / "per_class_ap.png"),
-               save_figure(pr_figure(results), out / "pr_curves.png")]  # fmt: skip
+    figures += [save_figure(per_class_ap_figure(results), out / "per_class_ap.png"),
+                save_figure(pr_figure(results), out / "pr_curves.png")]  # fmt: skip
     for name, res in results:
         safe = name.replace("/", "_")
         figures.append(save_figure(confusion_figure(name, res, score=score), out / f"confusion_{safe}.png"))
@@ -76,3 +77,18 @@ def _evaluation(histories, out: Path, report: dict, data: list, *, score: float,
                           "columns": "predicted class + missed", "counts": res.confusion.tolist()},
         }  # fmt: skip
     return figures
+
+
+def _classification(history, out: Path, report: dict, data: list) -> Path:
+    """The test-split confusion matrix of a classification run."""
+    from boxer.viz.cls_eval import evaluate_classification_run
+    from boxer.viz.run_eval_figures import matrix_figure
+
+    res = evaluate_classification_run(history.path)
+    names = res.class_names
+    fig = matrix_figure(res.confusion, names, names, xlabel="predicted class", ylabel="true class",
+                        title=f"{history.name}: test split, top-1 {res.top1:.1f}%")  # fmt: skip
+    report["runs"][history.name]["evaluation"] = {
+        "class_names": names, "top1": res.top1, "confusion": res.confusion.tolist(), "split": "test",
+    }  # fmt: skip
+    return save_figure(fig, out / f"confusion_{history.name.replace('/', '_')}.png")

@@ -77,8 +77,22 @@ def test_viz_run_one_run_defaults_to_its_report_folder(viz_boxes_run, capsys):
     assert not (viz_boxes_run / "report" / "per_class_ap.png").exists()
 
 
-def test_viz_run_of_a_classification_run_draws_its_curves(viz_vit_run, tmp_path, capsys):
+def test_viz_run_of_a_classification_run_draws_its_curves_and_confusions(viz_vit_run, tmp_path, capsys):
     assert main(["viz", "run", str(viz_vit_run), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 0 and not (tmp_path / "per_class_ap.png").exists()
+    with Image.open(tmp_path / "confusion_vit.png") as im:
+        assert im.size == (60 * 10 + 200, 60 * 10 + 140)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert "val_top1" in report["runs"]["vit"]["scores"] and "train_loss" in report["runs"]["vit"]["losses"]
+    run = report["runs"]["vit"]
+    assert "val_top1" in run["scores"] and "train_loss" in run["losses"]
+    counts = np.array(run["evaluation"]["confusion"])
+    assert counts.shape == (10, 10) and np.isclose(
+        100 * np.trace(counts) / counts.sum(), run["evaluation"]["top1"]
+    )
+
+
+def test_classification_confusion_counts():
+    from boxer.viz.cls_eval import confusion_counts
+
+    counts = confusion_counts(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 0]), 3)
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 1, 0], [1, 0, 0]])
