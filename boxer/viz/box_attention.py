@@ -109,15 +109,22 @@ def select_layers(count: int, wanted: list[int] | None, what: str) -> list[int]:
 
 @torch.no_grad()
 def predict_with_queries(model: nn.Module, images: Tensor, pad_mask: Tensor, targets: list[dict]) -> dict:
-    """`BoxeR2D.predict` for one image, keeping each detection's query index; sorted by score."""
+    """`BoxeR2D.predict` for one image, keeping each detection's query index; sorted by score, one
+    detection per query (its best class: a query's attention is the same whatever the class)."""
     out = model._run(images, pad_mask, dense=False)
-    logits, boxes = model.head(out.states[-1].t3, out.proposals.windows)
+    logits, boxes = model.head(out.states[-1].t3, out.layer_windows(-1))
     dets = postprocess(logits, boxes, targets, num_select=model.num_select, clip=not model.with_masks)
     if model.with_masks:
         model._predict_masks(out, logits, dets, targets)
     det = dets[0]
-    order = det["scores"].argsort(descending=True)
-    return {k: v[order].cpu() for k, v in det.items()}
+    order = det["scores"].argsort(descending=True).tolist()
+    best, seen = [], set()
+    for i in order:
+        query = int(det["queries"][i])
+        if query not in seen:
+            seen.add(query)
+            best.append(i)
+    return {k: v[best].cpu() for k, v in det.items()}
 
 
 def image_attention(

@@ -61,3 +61,12 @@ def test_encoder_at_the_best_detections_centre(viz_boxes_run, fashion_scenes_tin
     data = np.load(tmp_path / f"{image.stem}_attention.npz")
     x0, y0, x1, y1 = data["det_boxes"][0]
     np.testing.assert_allclose(data["enc_pixel"], [(x0 + x1) / 2, (y0 + y1) / 2], rtol=1e-5)
+
+
+def test_one_figure_per_query(viz_boxes_run, fashion_scenes_tiny, tmp_path, capsys):
+    image = sorted((fashion_scenes_tiny / "val").glob("*.png"))[1]
+    argv = ["viz", "attention", "--checkpoint", viz_boxes_run / "best", image, "--out", tmp_path,
+            "--detections", "10"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    queries = np.load(tmp_path / f"{image.stem}_attention.npz")["det_queries"]
+    assert len(queries) == 10 and len(set(queries.tolist())) == 10  # 10 queries in the tiny model
