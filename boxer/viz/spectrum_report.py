@@ -14,6 +14,7 @@ numbers in `spectrum.json`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -76,9 +77,14 @@ def analyse(model: nn.Module, x: Tensor) -> dict:
                 "high_frequency_ratio": high_frequency_ratio(spec),
             }
         )
-    sims = [{"layer": n.removesuffix(".core"), "similarity": attention_similarity(c[0].probs)}
+    sims = [{"layer": n.removesuffix(".core"), "similarity": _finite(attention_similarity(c[0].probs))}
             for n, c in cap.calls.items() if c]  # fmt: skip
     return {"blocks": blocks, "attention": sims}
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (a map of one token has no pair of queries), so that the JSON stays valid."""
+    return None if math.isnan(value) else value
 
 
 def fashion_inputs(model: nn.Module, count: int, root: str | None) -> Tensor:
@@ -116,7 +122,7 @@ def similarity_figure(results: dict[str, dict]):
     fig = new_figure(640, 380)
     ax = fig.add_subplot(1, 1, 1)
     for c, (label, res) in enumerate(results.items()):
-        values = [a["similarity"] for a in res["attention"]]
+        values = [math.nan if a["similarity"] is None else a["similarity"] for a in res["attention"]]
         if values:
             ax.plot(
                 range(len(values)), values, marker="o", color=RUN_COLOURS[c % len(RUN_COLOURS)], label=label
