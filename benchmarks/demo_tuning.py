@@ -94,6 +94,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--tag", default="run")
     p.add_argument("--seed", type=int, default=0, help="model initialisation and data order")
+    p.add_argument("--save", help="write the trained weights here (.safetensors), e.g. for a diagnosis")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -142,6 +143,10 @@ def main() -> None:
             if it >= a.iters:
                 break
     model.eval()
+    if a.save:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.save)
     agnostic = agnostic_ap50(model, tune)
     print(f"class-agnostic AP50 {agnostic:.3f}, {gflops:.1f} GFLOPs and {train_s / max(it, 1):.3f} s per step")
     out = Path("benchmarks/results/demo_tuning") / f"{a.tag}.json"

@@ -62,7 +62,7 @@ class BoxeRExport(nn.Module):
     def forward(self, images: Tensor, orig_sizes: Tensor) -> tuple[Tensor, ...]:
         m = self.model
         out = m._run(images, None, dense=False)
-        logits, boxes = m.head(out.states[-1].t3, out.proposals.windows)  # B, Q, C / B, Q, 4
+        logits, boxes = m.head(out.states[-1].t3, out.layer_windows(-1))  # B, Q, C / B, Q, 4
         scores, queries, labels = select_topk(logits.float(), m.num_select)  # B, K
         picked = boxes.float().gather(1, queries[..., None].expand(-1, -1, 4))  # B, K, 4 cxcywh
         xyxy = box_convert(picked, "cxcywh", "xyxy").clamp(0, 1)

@@ -1,7 +1,10 @@
 """BoxeR-2D decoder (spec 4.5, masks 2.1-2.2): post-norm layers of query self-attention,
 box-attention (or instance-attention when masks are on) to the encoder memory, and an FFN.
 
-There is no iterative refinement: every layer attends through the same detached proposal windows.
+There is no iterative refinement in the paper's model: every layer attends through the same detached
+proposal windows. The `box_refine` acceleration (Deformable DETR's iterative bounding-box
+refinement) passes `refine`: each layer's predicted box, detached, becomes the next layer's window
+and query position.
 
 Deviation (same maths, less work): the mask-feature branch R of instance-attention is not computed
 inside the main pass. R is never fed back into the query stream and is only read by the mask head
@@ -12,6 +15,7 @@ main pass saved (`LayerState`). Gradients are identical to computing R for all q
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from torch import Tensor, nn
@@ -156,13 +160,22 @@ class BoxDecoder(nn.Module):
         valid_ratios: Tensor,
         padding_mask: Tensor | None,
         attn_mask: Tensor | None = None,
-    ) -> list[LayerState]:
-        """Runs every layer from content queries `tgt: Tensor[B, Q, d]`; returns each layer's state."""
-        states = []
+        refine: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> tuple[list[LayerState], list[Tensor]]:
+        """Runs every layer from content queries `tgt: Tensor[B, Q, d]`.
+
+        `refine(t3, windows) -> (windows, pos)` (optional) gives the next layer's detached windows
+        and query positions from a layer's output. Returns each layer's state and the windows
+        Tensor[B, Q, 4] each layer attended through (all the same without `refine`).
+        """
+        states, used = [], []
         t = tgt
         for layer in self.layers:
             states.append(
                 layer(t, pos, memory, spatial_shapes, windows, valid_ratios, padding_mask, attn_mask)
             )
+            used.append(windows)
             t = states[-1].t3
-        return states
+            if refine is not None:
+                windows, pos = refine(t, windows)
+        return states, used

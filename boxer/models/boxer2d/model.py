@@ -86,7 +86,9 @@ class BoxeR2D(nn.Module):
     ) -> TransformerOutput:
         srcs = self.neck(self.backbone(images))  # L x (B, d, H_l, W_l)
         masks = level_masks(pad_mask, [s.shape[-2:] for s in srcs])
-        return self.transformer(srcs, masks, num_queries=self.num_queries, dense=dense, denoise=denoise)
+        return self.transformer(
+            srcs, masks, num_queries=self.num_queries, dense=dense, denoise=denoise, box_head=self.head.boxes
+        )
 
     def forward(self, images: Tensor, pad_mask: Tensor | None, targets: list[dict]) -> dict[str, Tensor]:
         """Weighted training losses.
@@ -107,17 +109,19 @@ class BoxeR2D(nn.Module):
         out = self._run(images, pad_mask, dense=self.aux_loss, denoise=dn)  # dense: for the encoder loss
         layers = list(range(len(out.states)))[-1:] if not self.aux_loss else list(range(len(out.states)))
         hs = torch.stack([out.states[i].t3 for i in layers])  # L, B, Q, d
-        logits, boxes = self.head(hs, out.proposals.windows)  # L, B, Q, C / L, B, Q, 4
+        logits, boxes = self.head(hs, out.windows(layers))  # L, B, Q, C / L, B, Q, 4
         outputs = {"logits": logits, "boxes": boxes}
         if self.aux_loss:
             p = out.proposals
             outputs.update(enc_logits=p.enc_logits, enc_boxes=p.enc_boxes, enc_valid=p.enc_valid)
         if self.one_to_many is not None:
             h = self.one_to_many([out.states[i].t2 for i in layers])  # L, B, Q, d
-            outputs["o2m_logits"], outputs["o2m_boxes"] = self.head(h, out.proposals.windows)
+            outputs["o2m_logits"], outputs["o2m_boxes"] = self.head(h, out.windows(layers))
         if dn is not None:
             hd = torch.stack([out.dn_states[i] for i in layers])  # L, B, D, d
-            outputs["dn_logits"], outputs["dn_boxes"] = self.head(hd, dn.windows.to(hd.dtype))
+            outputs["dn_logits"], outputs["dn_boxes"] = self.head(
+                hd, out.dn_windows(layers, dn.windows).to(hd.dtype)
+            )
             outputs.update(dn_gt=dn.gt_index, dn_positive=dn.positive, dn_groups=dn.groups)
         indices = self.criterion.match(outputs, norm)
         mask_logits = mask_tgts = None
@@ -162,7 +166,7 @@ class BoxeR2D(nn.Module):
                 raise BoxerError(f"target of image id {t.get('image_id', i)}: needs 'orig_size' (h0, w0)")
         out = self._run(images, pad_mask, dense=False)
         last = out.states[-1].t3  # B, Q, d
-        logits, boxes = self.head(last, out.proposals.windows)
+        logits, boxes = self.head(last, out.layer_windows(-1))
         # Mask models paste with the unclipped boxes (as the official code), then clip them.
         dets = postprocess(logits, boxes, targets, num_select=self.num_select, clip=not self.with_masks)
         if self.with_masks:

@@ -65,6 +65,7 @@ def _create_boxer2d(
     iou_aware: bool = False,
     iou_aware_cost: bool = False,
     enc_class_aware: bool = False,
+    box_refine: bool = False,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -98,6 +99,8 @@ def _create_boxer2d(
         iou_aware_cost: IoU-aware (position-modulated) class cost in the Hungarian matching.
         enc_class_aware: the encoder's proposal head predicts the classes (ranked by the best class
             score, trained with the class labels) instead of one class-agnostic score.
+        box_refine: iterative box refinement (Deformable DETR's): each decoder layer attends through
+            the previous layer's detached predicted boxes instead of the shared proposal windows.
     """
     net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
     transformer = BoxTransformer(
@@ -112,6 +115,7 @@ def _create_boxer2d(
         mask_grid=mask_grid,
         residual_mode=residual_mode,
         enc_classes=num_classes if enc_class_aware else 1,
+        box_refine=box_refine,
     )
     criterion = SetCriterion(
         num_classes,

@@ -189,3 +189,33 @@ def test_class_aware_encoder_learns_the_labels():
     assert agnostic.transformer.proposals.enc_detector.class_embed.out_features == 1
     base = agnostic(images, pad, targets)
     assert torch.equal(agnostic(images, pad, relabelled)["loss_ce_enc_0"], base["loss_ce_enc_0"])
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_box_refinement_chains_the_layers(masks):
+    """`box_refine`: layer l + 1 attends through layer l's detached predicted boxes; training (with
+    denoising queries), prediction and masks run; every parameter still gets a gradient."""
+    name = "boxer2d_r18_lite_mask" if masks else "boxer2d_r18_lite"
+    torch.manual_seed(0)
+    model = boxer.create_model(name, **{**TINY, "dec_layers": 3}, box_refine=True, dn_groups=2).train()
+    images, pad, targets = _batch(with_masks=masks)
+    losses = model(images, pad, targets)
+    assert all(torch.isfinite(v) for v in losses.values()) and "loss_bbox_dn" in losses
+    losses["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+    model.eval()
+    with torch.no_grad():
+        for p in model.head.bbox_embed.parameters():  # its last layer starts at zero: boxes = windows
+            p.add_(0.1 * torch.randn_like(p))
+        out = model._run(images, pad, dense=False)
+        refs = out.references
+        assert len(refs) == 3 and torch.equal(refs[0], out.proposals.windows)
+        for layer in range(2):
+            expected = model.head.boxes(out.states[layer].t3, refs[layer])
+            torch.testing.assert_close(refs[layer + 1], expected)
+            assert not torch.equal(refs[layer + 1], refs[layer])
+    dets = model.predict(images, pad, targets)
+    assert all(torch.isfinite(d["boxes"]).all() for d in dets)
+    if masks:
+        assert dets[0]["masks"].shape[1:] == tuple(targets[0]["orig_size"].tolist())
