@@ -88,7 +88,17 @@ echo "== boxer predict on ${#images[@]} val images (ground truth | predictions)"
   --gt "$data/annotations/instances_val.json" --grid "$run/predictions/grid.png"
 stamp
 
-# 7. Closing summary.
+# 7. What the model attends to and how training went (`boxer viz`, docs/viz.md): the box-attention
+#    windows of the first val image's best detection, and the run's curves. The full report (per-class
+#    AP, PR curves, confusion matrix) predicts val again: `boxer viz run RUN` (printed below).
+echo "== boxer viz: attention of ${images[0]##*/}, training curves"
+{
+  "$boxer" viz attention --checkpoint "$run/best" "${images[0]}" --out "$run/viz" --detections 1
+  "$boxer" viz run "$run" --out "$run/report" --no-eval
+} >/dev/null 2> >(grep -v '^INFO' >&2)
+stamp
+
+# 8. Closing summary.
 "$python" - "$run" "$(( $(date +%s) - start ))" <<'EOF'
 import json, pathlib, sys
 run, seconds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
@@ -110,6 +120,8 @@ print(f"   run directory   {run}/  (best/ and last/ checkpoints, metrics.jsonl, 
 print(f"   TensorBoard     tensorboard --logdir {run}/tb")
 print(f"   predictions     {run}/predictions/grid.png  (ground truth | predictions on 6 val images)")
 print(f"                   {run}/predictions/  (one PNG per image, results.json)")
+print(f"   attention       {run}/viz/  (box-attention windows and sampling points of the best detection)")
+print(f"   training curves {run}/report/  (losses, LR, AP; full report: .venv/bin/boxer viz run {run})")
 print(f"   evaluate again  .venv/bin/boxer eval --checkpoint {run}/best --data <data dir>")
 print(f"   demo time       {seconds / 60:.1f} min (setup not included)")
 EOF
