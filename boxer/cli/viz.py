@@ -191,9 +191,17 @@ def _add_spectrum(viz) -> None:
 
 
 def run_spectrum(args: argparse.Namespace) -> int:
+    from boxer.errors import BoxerError
+    from boxer.models import MODELS
+    from boxer.models.classifiers import is_classifier
     from boxer.viz.spectrum_report import write_spectrum
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for spec in models:
+        name = spec.partition("=")[0]
+        if not is_classifier(name):
+            known = ", ".join(n for n in MODELS.names() if is_classifier(n))
+            raise BoxerError(f"--models: {name!r} is not a registered classifier; classifiers: {known}")
     written = write_spectrum(models, args.out, images=args.images, root=args.data_root)
     for path in written["figures"]:
         print(f"figure: {path}")

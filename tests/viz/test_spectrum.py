@@ -52,3 +52,12 @@ def test_viz_spectrum_writes_both_figures_and_the_data(viz_vit_run, fashion_root
     assert set(data) == {"vit_fm", "resnet_fm (untrained)"}
     assert len(data["vit_fm"]["blocks"]) == 2 and len(data["vit_fm"]["attention"]) == 2
     assert data["resnet_fm (untrained)"]["attention"] == []
+
+
+def test_viz_spectrum_refuses_an_unknown_model_in_one_line(tmp_path, capsys):
+    from boxer.cli.main import main
+
+    assert main(["viz", "spectrum", "--models", "resnet_fm,nope", "--out", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "--models: 'nope' is not a registered classifier" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
