@@ -93,3 +93,10 @@ def test_cli_errors(capsys) -> None:
     assert main(["bench"]) == 1
     assert main(["bench", "--models", "nope"]) == 1
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_method_keeps_the_memory_switch_beside_its_description():
+    from boxer.benchmarking.runner import BenchConfig, method
+
+    m = method(BenchConfig(memory=False))
+    assert m["memory"] is False and m["memory_method"].startswith("CUDA")
