@@ -125,7 +125,9 @@ def method(cfg: BenchConfig) -> dict[str, Any]:
         "throughput": "batch_size / median seconds of one call at batch_size",
         "flops": "torch.utils.flop_counter at batch 1, forward; multiply-add = 2 FLOPs",
         "gmacs": "gflops / 2: a multiply-add counted once (the efficient-ViT deck's and timm's convention)",
-        "memory_method": "CUDA: max_memory_allocated; CPU: peak bytes of live aten outputs + weights (lower bound)",
+        "memory_method": (
+            "CUDA: max_memory_allocated; CPU: peak bytes of live aten outputs + weights (lower bound)"
+        ),
     }
 
 
