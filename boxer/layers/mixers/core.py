@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from boxer.layers.sdpa import scaled_dot_product_attention
+
 
 class AttentionCore(nn.Module):
     """q, k, v projections + multi-head attention + output projection.
@@ -111,7 +113,7 @@ class AttentionCore(nn.Module):
         if content:
             if bias is not None:
                 bias = bias.to(q.dtype)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            return scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
         if bias is None:
             raise ValueError("attention: content=False needs a position bias")
         attn = torch.softmax(bias.expand(*q.shape[:-1], k.shape[-2]).to(q.dtype), dim=-1)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from boxer.layers.sdpa import scaled_dot_product_attention
+
 
 class FeedForward(nn.Module):
     """Position-wise FFN `dim -> hidden -> dim` with ReLU (spec 4.3: 256 -> 1024 -> 256).
@@ -69,7 +71,7 @@ class SelfAttention(nn.Module):
         H = self.num_heads
         qk = self.qk_proj(x + pos).view(B, Q, 2, H, d // H).permute(2, 0, 3, 1, 4)  # 2, B, H, Q, D
         v = self.v_proj(x).view(B, Q, H, d // H).transpose(1, 2)  # B, H, Q, D
-        out = F.scaled_dot_product_attention(qk[0], qk[1], v, attn_mask=attn_mask)  # B, H, Q, D
+        out = scaled_dot_product_attention(qk[0], qk[1], v, attn_mask=attn_mask)  # B, H, Q, D
         return self.out_proj(out.transpose(1, 2).reshape(B, Q, d))
 
 
