@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from boxer.cli.predict import positive_int
+
 
 def pixel_arg(text: str) -> tuple[float, float] | str:
     """`--pixel x,y`: a point of the image file, in pixels; or `centre`: the best detection's centre."""
@@ -19,16 +21,6 @@ def pixel_arg(text: str) -> tuple[float, float] | str:
     if x < 0 or y < 0:
         raise argparse.ArgumentTypeError(f"expected non-negative pixels, got {text!r}")
     return x, y
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -191,17 +183,9 @@ def _add_spectrum(viz) -> None:
 
 
 def run_spectrum(args: argparse.Namespace) -> int:
-    from boxer.errors import BoxerError
-    from boxer.models import MODELS
-    from boxer.models.classifiers import is_classifier
     from boxer.viz.spectrum_report import write_spectrum
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for spec in models:
-        name = spec.partition("=")[0]
-        if not is_classifier(name):
-            known = ", ".join(n for n in MODELS.names() if is_classifier(n))
-            raise BoxerError(f"--models: {name!r} is not a registered classifier; classifiers: {known}")
     written = write_spectrum(models, args.out, images=args.images, root=args.data_root)
     for path in written["figures"]:
         print(f"figure: {path}")

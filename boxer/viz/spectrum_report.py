@@ -36,11 +36,19 @@ from boxer.viz.spectrum import (
 def load_model(spec: str) -> tuple[str, nn.Module]:
     """(label, classifier in eval mode) of `NAME=CKPT`, `CKPT` or `NAME` (untrained)."""
     from boxer.classification.runner import build_classifier, load_classifier
+    from boxer.errors import BoxerError
+    from boxer.models import MODELS
+    from boxer.models.classifiers import is_classifier
 
     name, _, ckpt = spec.partition("=")
     if ckpt or Path(spec).is_dir():
         model, config = load_classifier(ckpt or spec)
         return (name if ckpt else config["model"]), model
+    if not is_classifier(name):
+        known = ", ".join(n for n in MODELS.names() if is_classifier(n))
+        raise BoxerError(
+            f"--models: {name!r} is neither a checkpoint folder nor a classifier; classifiers: {known}"
+        )
     torch.manual_seed(0)
     return f"{name} (untrained)", build_classifier(name, num_classes=10, model_kwargs={}).eval()
 

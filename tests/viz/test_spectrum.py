@@ -40,7 +40,7 @@ def test_viz_spectrum_writes_both_figures_and_the_data(viz_vit_run, fashion_root
 
     from boxer.cli.main import main
 
-    models = f"vit_fm={viz_vit_run / 'best'},resnet_fm"
+    models = f"vit_fm={viz_vit_run / 'best'},resnet_fm,{viz_vit_run / 'best'}"
     argv = ["viz", "spectrum", "--models", models, "--out", str(tmp_path), "--images", "4",
             "--data-root", str(fashion_root)]  # fmt: skip
     assert main(argv) == 0
@@ -49,7 +49,7 @@ def test_viz_spectrum_writes_both_figures_and_the_data(viz_vit_run, fashion_root
     with Image.open(tmp_path / "similarity.png") as im:
         assert im.size == (640, 380)
     data = json.loads((tmp_path / "spectrum.json").read_text())
-    assert set(data) == {"vit_fm", "resnet_fm (untrained)"}
+    assert set(data) == {"vit_fm", "resnet_fm (untrained)"}  # the bare checkpoint is labelled vit_fm too
     assert len(data["vit_fm"]["blocks"]) == 2 and len(data["vit_fm"]["attention"]) == 2
     assert data["resnet_fm (untrained)"]["attention"] == []
 
@@ -59,5 +59,7 @@ def test_viz_spectrum_refuses_an_unknown_model_in_one_line(tmp_path, capsys):
 
     assert main(["viz", "spectrum", "--models", "resnet_fm,nope", "--out", str(tmp_path)]) != 0
     err = capsys.readouterr().err
-    assert "--models: 'nope' is not a registered classifier" in err and "Traceback" not in err
+    assert (
+        "--models: 'nope' is neither a checkpoint folder nor a classifier" in err and "Traceback" not in err
+    )
     assert not any(tmp_path.iterdir())
