@@ -93,3 +93,27 @@ def check_out_indices(out_indices, available: dict[int, int], model: str) -> tup
     if not wanted or not set(wanted) <= set(available):
         raise BoxerError(f"backbone {model}: out_indices must be a non-empty subset of {sorted(available)}")
     return wanted
+
+
+def init_stage_outputs(backbone: nn.Module, dims, strides: dict[int, int]) -> None:
+    """Sets the feature API of a staged backbone: one LayerNorm2d per output stage (`norms`), the
+    stage indices, and `out_channels`, `out_strides`, `num_features` (needs `backbone.out_indices`)."""
+    backbone.stage_index = list(strides)
+    index = backbone.stage_index.index
+    backbone.norms = nn.ModuleDict({str(i): LayerNorm2d(dims[index(i)]) for i in backbone.out_indices})
+    backbone.out_channels = [dims[index(i)] for i in backbone.out_indices]
+    backbone.out_strides = [strides[i] for i in backbone.out_indices]
+    backbone.num_features = dims[-1]
+
+
+def run_stages(backbone: nn.Module, x: Tensor) -> list[Tensor]:
+    """Runs `backbone.stages` on the stem's output up to the last output stage; one normalised
+    Tensor[B, C_i, H_i, W_i] per index in `out_indices`, fine to coarse."""
+    feats = []
+    for index, stage in zip(backbone.stage_index, backbone.stages):
+        if index > backbone.out_indices[-1]:
+            break
+        x = stage(x)
+        if index in backbone.out_indices:
+            feats.append(backbone.norms[str(index)](x))
+    return feats

@@ -24,7 +24,14 @@ from torch import Tensor, nn
 from boxer.errors import BoxerError
 from boxer.models.backbones import register_backbone
 from boxer.models.backbones.base import Backbone
-from boxer.models.backbones.blocks import MixerBlock, check_out_indices, downsampled, drop_path_rates
+from boxer.models.backbones.blocks import (
+    MixerBlock,
+    check_out_indices,
+    downsampled,
+    drop_path_rates,
+    init_stage_outputs,
+    run_stages,
+)
 
 
 class Merge(nn.Module):
@@ -102,27 +109,14 @@ class HierarchicalTransformer(Backbone):
                 for b in range(depth)
             ]  # fmt: skip
             self.stages.append(nn.Sequential(*merge, *blocks))
-        self.stage_index = list(strides)
-        self.norms = nn.ModuleDict(
-            {str(i): LayerNorm2d(dims[self.stage_index.index(i)]) for i in self.out_indices}
-        )
-        self.out_channels = [dims[self.stage_index.index(i)] for i in self.out_indices]
-        self.out_strides = [strides[i] for i in self.out_indices]
-        self.num_features = dims[-1]
+        init_stage_outputs(self, dims, strides)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Tensor[B, C_in, H, W] -> one normalised map per stage in `out_indices`, fine to coarse."""
         p = self.patch_size
         x = nn.functional.pad(x, (0, (-x.shape[-1]) % p, 0, (-x.shape[-2]) % p))
         x = self.patch_embed(x)  # B, dims[0], H/p, W/p
-        feats = []
-        for index, stage in zip(self.stage_index, self.stages):
-            if index > self.out_indices[-1]:
-                break
-            x = stage(x)
-            if index in self.out_indices:
-                feats.append(self.norms[str(index)](x))
-        return feats
+        return run_stages(self, x)
 
 
 @register_backbone
