@@ -112,9 +112,7 @@ def predict_with_queries(model: nn.Module, images: Tensor, pad_mask: Tensor, tar
     """`BoxeR2D.predict` for one image, keeping each detection's query index; sorted by score, one
     detection per query (its best class: a query's attention is the same whatever the class)."""
     out = model._run(images, pad_mask, dense=False)
-    # The last layer's reference windows: the proposals, or the refined boxes where the decoder refines.
-    windows = out.layer_windows(-1) if hasattr(out, "layer_windows") else out.proposals.windows
-    logits, boxes = model.head(out.states[-1].t3, windows)
+    logits, boxes = model.head(out.states[-1].t3, out.layer_windows(-1))  # the last layer's reference
     dets = postprocess(logits, boxes, targets, num_select=model.num_select, clip=not model.with_masks)
     if model.with_masks:
         model._predict_masks(out, logits, dets, targets)
