@@ -44,7 +44,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     groups = [g for g in groups if len(list(g["params"])) > 0]
     params = [p for g in groups for p in g["params"]]
     # the fused kernel is one pass over all tensors; on the CPU the default per-tensor loop costs
-    # ~2.6x more (measured side by side on boxer2d_r18_lite's 13 M trainable parameters, one thread)
+    # ~3x more (boxer2d_r18_lite's 13 M trainable parameters, one thread: 57.7 vs 17.2 ms,
+    # benchmarks/cpu_kernels.py, results/cpu_kernels.json)
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     return torch.optim.AdamW(
         groups,

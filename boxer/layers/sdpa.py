@@ -1,12 +1,13 @@
 """`F.scaled_dot_product_attention` with the CPU kernel chosen by measurement.
 
 On the CPU PyTorch runs its flash kernel. In bfloat16/float16 that kernel's forward + backward is
-about 3x slower than the math kernel on short sequences and faster again on longer ones (measured
-side by side, one thread, torch 2.14.1, 2026-12-03: B 4 x 8 heads x 130 tokens x 16 channels, the
-BoxeR lite decoder's self-attention, 19.0 vs 6.3 ms; 512 windows x 4 heads x 49 tokens x 32 channels
-393 vs 132 ms; 64 x 4 x 196 x 32 157 vs 210 ms; in float32 flash is the faster one throughout). So
-half-precision CPU calls with at most `MATH_MAX_KEYS` keys use the math kernel; everything else is
-PyTorch's choice. Both compute softmax(q k^T / sqrt(d) + mask) v.
+2-3x slower than the math kernel on short sequences and faster again on longer ones; in float32
+flash is the faster one throughout (`benchmarks/cpu_kernels.py --threads 1`, 2-core Intel Xeon,
+2026-12-03, benchmarks/results/cpu_kernels.json: bf16, 4 x 8 heads x 130 tokens x 16 channels, the
+BoxeR lite decoder's self-attention, 13.9 vs 5.9 ms; 512 windows x 4 heads x 49 tokens 315 vs
+119 ms; 64 x 4 x 196 tokens 118 vs 178 ms). So half-precision CPU calls with at most
+`MATH_MAX_KEYS` keys use the math kernel; everything else is PyTorch's choice. Both compute
+softmax(q k^T / sqrt(d) + mask) v.
 """
 
 from __future__ import annotations
