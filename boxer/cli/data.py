@@ -28,6 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out folder of other content"
     )
+    gen.add_argument(
+        "--exclude-classes",
+        default="",
+        metavar="NAMES",
+        help="comma-separated classes never drawn nor listed, e.g. 'Bag,Ankle boot' (held-out classes)",
+    )
     gen.set_defaults(func=run_fashion_scenes)
 
     check = data_sub.add_parser("check", help="check a COCO JSON and its images (exit 1 on errors)")
@@ -53,6 +59,7 @@ def run_fashion_scenes(args: argparse.Namespace) -> int:
         fashion_root=args.fashion_root,
         workers=args.workers,
         overwrite=args.overwrite,
+        exclude_classes=args.exclude_classes,
     )
     print(f"FashionScenes written to {args.out} in {time.perf_counter() - start:.1f}s")
     for split, path in written.items():

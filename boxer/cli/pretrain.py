@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=_D.seed, help="random seed")
     parser.add_argument("--fashion-root", default=None, help="folder with the Fashion-MNIST IDX files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--exclude-classes",
+        default="",
+        metavar="NAMES",
+        help="comma-separated classes left out of pretraining, e.g. 'Bag,Ankle boot' (held-out classes)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         fashion_root=args.fashion_root,
         progress=not args.no_progress,
+        exclude_classes=args.exclude_classes,
     )
     report = pretrain_backbone(cfg)
     print(

@@ -27,7 +27,14 @@ from torch import Tensor
 
 from boxer.errors import BoxerError
 
-__all__ = ["FASHION_MNIST_CLASSES", "DEBIAN_DIR", "ENV_VAR", "find_fashion_mnist", "load_fashion_mnist"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "DEBIAN_DIR",
+    "ENV_VAR",
+    "class_indices",
+    "find_fashion_mnist",
+    "load_fashion_mnist",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,26 @@ FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "Ankle boot",
 )
 ENV_VAR = "BOXER_FASHION_MNIST"
+
+
+def class_indices(names: str | list[str] | tuple[str, ...], *, flag: str = "--exclude-classes") -> list[int]:
+    """Fashion-MNIST class indices (0..9, sorted) of comma-separated or listed class names, matched
+    case-insensitively; an unknown or repeated name is a BoxerError naming `flag`."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else [n.strip() for n in names]
+    items = [n for n in items if n]
+    lower = [c.lower() for c in FASHION_MNIST_CLASSES]
+    out = []
+    for name in items:
+        if name.lower() not in lower:
+            raise BoxerError(f"{flag}: unknown class {name!r}; classes: {', '.join(FASHION_MNIST_CLASSES)}")
+        if lower.index(name.lower()) in out:
+            raise BoxerError(f"{flag}: class {name!r} given twice")
+        out.append(lower.index(name.lower()))
+    if len(out) >= len(FASHION_MNIST_CLASSES):
+        raise BoxerError(f"{flag}: cannot exclude every class")
+    return sorted(out)
+
+
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
 _FILES = {

@@ -10,7 +10,11 @@ Our own synthetic dataset (no paper), built from Fashion-MNIST (Xiao et al., 201
 
 Annotations follow COCO: `bbox` xywh tight on the visible pixels, `area` = visible mask pixels,
 `iscrowd` 0, `segmentation` = compressed RLE (counts as str) of the visible mask after occlusion,
-categories 1..10 named after the Fashion-MNIST classes. Every scene has its own generator seeded by
+categories 1..10 named after the Fashion-MNIST classes. `exclude_classes` leaves classes out
+everywhere (no item of theirs is drawn, in either split, and they are not listed among the
+categories; the other ids keep their numbers), for open-vocabulary checks on held-out classes
+(docs/open_vocabulary.md): an unlabelled held-out item in a training scene would teach the detector
+that it is background. Every scene has its own generator seeded by
 (seed, split, index), so the output is byte-identical for a seed whatever the number of workers.
 The folder appears atomically (built in a temporary sibling, then renamed).
 """
@@ -29,7 +33,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices, load_fashion_mnist
 from boxer.data.io import atomic_dir, atomic_write_json
 from boxer.data.scenes import SceneConfig, render_scene
 from boxer.errors import BoxerError
@@ -52,11 +56,13 @@ _CHUNK = 32  # scenes per worker task
 _STATE: dict = {}  # per-process: Fashion-MNIST arrays and the scene config
 
 
-def categories() -> list[dict]:
-    """COCO categories: ids 1..10 in Fashion-MNIST label order, with a supercategory."""
+def categories(exclude: tuple[int, ...] | list[int] = ()) -> list[dict]:
+    """COCO categories: ids 1..10 in Fashion-MNIST label order, with a supercategory; the class
+    indices in `exclude` (0..9) are left out."""
     return [
         {"id": i + 1, "name": name, "supercategory": _SUPERCATEGORY.get(name, "clothing")}
         for i, name in enumerate(FASHION_MNIST_CLASSES)
+        if i not in exclude
     ]
 
 
@@ -109,7 +115,9 @@ def _render_split(tasks: list, items, labels, cfg: SceneConfig, workers: int) ->
         return [ann for chunk in ex.map(_render_chunk, tasks) for ann in chunk]
 
 
-def _coco_json(split: str, n: int, anns_per_image: list[list[dict]], cfg: SceneConfig, seed: int) -> dict:
+def _coco_json(
+    split: str, n: int, anns_per_image: list[list[dict]], cfg: SceneConfig, seed: int, exclude: list[int]
+) -> dict:
     images, annotations = [], []
     for index, anns in enumerate(anns_per_image):
         image_id = index + 1
@@ -125,12 +133,14 @@ def _coco_json(split: str, n: int, anns_per_image: list[list[dict]], cfg: SceneC
         "max_objects": cfg.max_objects,
         "max_occlusion": cfg.max_occlusion,
     }
+    if exclude:
+        info["excluded_classes"] = [FASHION_MNIST_CLASSES[i] for i in exclude]
     return {
         "info": info,
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": categories(),
+        "categories": categories(exclude),
     }
 
 
@@ -167,6 +177,7 @@ def generate_fashion_scenes(
     fashion_root: str | os.PathLike | None = None,
     workers: int | None = None,
     overwrite: bool = False,
+    exclude_classes: str | list[str] | tuple[str, ...] = (),
 ) -> dict[str, Path]:
     """Writes a FashionScenes dataset to `out` (see the module docstring for the layout).
 
@@ -181,11 +192,14 @@ def generate_fashion_scenes(
         workers: processes used to render (default: up to 4, one per CPU); does not change the output.
         overwrite: replace an existing `out` that is not empty. A previous FashionScenes output is
             always replaced (regenerating is harmless); any other content needs `overwrite`.
+        exclude_classes: Fashion-MNIST class names (a list or comma-separated) never drawn and not
+            listed among the categories.
 
     Returns:
         the annotation file of each split that was written, by split name.
     """
     _check_args(train, val, size, max_objects, seed)
+    exclude = class_indices(exclude_classes) if exclude_classes else []
     cfg = SceneConfig(size=size, max_objects=max_objects)
     if not overwrite and is_fashion_scenes(out):
         log.info("replacing the FashionScenes dataset in %s", out)
@@ -201,12 +215,16 @@ def generate_fashion_scenes(
                 continue
             fm_split, code = _SPLITS[split]
             items, labels = (t.numpy() for t in load_fashion_mnist(fm_split, fashion_root))
+            if exclude:
+                keep = ~np.isin(labels, exclude)
+                items, labels = items[keep], labels[keep]
             (tmp / split).mkdir()
             chunks = [list(range(i, min(i + _CHUNK, n))) for i in range(0, n, _CHUNK)]
             tasks = [(seed, code, chunk, str(tmp / split)) for chunk in chunks]
             anns = _render_split(tasks, items, labels, cfg, workers)
             atomic_write_json(
-                tmp / "annotations" / f"instances_{split}.json", _coco_json(split, n, anns, cfg, seed)
+                tmp / "annotations" / f"instances_{split}.json",
+                _coco_json(split, n, anns, cfg, seed, exclude),
             )
             written[split] = Path(out) / "annotations" / f"instances_{split}.json"
     log.info(

@@ -4,7 +4,10 @@ What an ImageNet-pretrained ResNet is to COCO, this is to FashionScenes on a CPU
 to tell the ten Fashion-MNIST classes apart on items rendered in the scenes' style
 (`boxer.data.fashion_items`), then BoxeR-2D starts from it (`model.pretrained_backbone=PATH`).
 Only Fashion-MNIST's train split is used (minus a held-out validation part); FashionScenes val is
-drawn from its test split, so the detector's evaluation stays unseen.
+drawn from its test split, so the detector's evaluation stays unseen. `exclude_classes` drops the
+items of some classes from training and validation (the classifier then has one output per kept
+class), so that an open-vocabulary check's held-out classes are unseen by the backbone too
+(docs/open_vocabulary.md).
 
 The weights are written as safetensors under the backbone's loadable names (torchvision names for
 the torchvision ResNets), with BatchNorm statistics, which the detector then freezes.
@@ -47,6 +50,7 @@ class PretrainConfig:
         amp: "bf16" (autocast; about 1.8x faster for a ResNet-18 on this AVX-512 CPU) or "none".
         fashion_root: folder with the Fashion-MNIST IDX files (default: the usual search).
         progress: show a progress bar.
+        exclude_classes: class names left out (comma-separated), e.g. "Bag,Ankle boot".
     """
 
     backbone: str = "resnet18"
@@ -63,6 +67,7 @@ class PretrainConfig:
     amp: str = "bf16"
     fashion_root: str | None = None
     progress: bool = True
+    exclude_classes: str = ""
 
 
 class _Classifier(nn.Module):
@@ -110,13 +115,28 @@ def _accuracy(model: nn.Module, loader, amp: str) -> float:
     return 100.0 * right / max(seen, 1)
 
 
+def _without_classes(images: Tensor, labels: Tensor, exclude: str) -> tuple[Tensor, Tensor, int]:
+    """Items `[N, 28, 28]` and labels `[N]` without the `exclude` classes, labels renumbered 0..K-1
+    over the kept classes; and K."""
+    from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices
+
+    dropped = class_indices(exclude) if exclude else []
+    kept = [i for i in range(len(FASHION_MNIST_CLASSES)) if i not in dropped]
+    if not dropped:
+        return images, labels, len(kept)
+    remap = torch.full((len(FASHION_MNIST_CLASSES),), -1, dtype=torch.long)
+    remap[kept] = torch.arange(len(kept))
+    keep = remap[labels.long()] >= 0
+    return images[keep], remap[labels.long()[keep]], len(kept)
+
+
 def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     """Trains the classifier, writes the backbone weights and a report; returns the report."""
     from safetensors.torch import save_file
 
     from boxer.classification.trainer import param_groups, warmup_cosine
     from boxer.data.fashion_items import FashionItems
-    from boxer.data.fashion_mnist import load_fashion_mnist
+    from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices, load_fashion_mnist
     from boxer.models.backbones import BACKBONES, create_backbone
 
     out = Path(cfg.out)
@@ -132,6 +152,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
         raise BoxerError("pretrain: need epochs > 0, batch_size >= 1 and size >= 16")
     torch.manual_seed(cfg.seed)
     images, labels = load_fashion_mnist("train", cfg.fashion_root)  # 60000, 28, 28
+    images, labels, num_classes = _without_classes(images, labels, cfg.exclude_classes)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(cfg.seed))
     val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
     train_set = FashionItems(images[train_idx], labels[train_idx], size=cfg.size, seed=cfg.seed)
@@ -142,7 +163,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
         raise BoxerError(
             f"--backbone {cfg.backbone}: cannot be built with trainable BatchNorm ({err})"
         ) from None
-    model = _Classifier(backbone)
+    model = _Classifier(backbone, num_classes)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = len(train_set) // cfg.batch_size
     total = max(int(cfg.epochs * steps_per_epoch), 1)
@@ -188,6 +209,9 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
         "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4),
         "val_top1": round(val_top1, 2),
         "val_items": len(val_set),
+        "excluded_classes": [FASHION_MNIST_CLASSES[i] for i in class_indices(cfg.exclude_classes)]
+        if cfg.exclude_classes
+        else [],
         "config": asdict(cfg),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

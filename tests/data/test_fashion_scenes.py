@@ -138,3 +138,25 @@ def test_rle_round_trip(fashion_scenes_tiny):
     ann = data["annotations"][0]
     rle = {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}
     assert mask_utils.area(rle) == ann["area"]
+
+
+def test_excluded_classes_are_never_drawn_nor_listed(tmp_path, fashion_root):
+    out = tmp_path / "seen"
+    written = fs.generate_fashion_scenes(
+        out, train=6, val=4, size=96, max_objects=5, seed=3, fashion_root=fashion_root, workers=1,
+        exclude_classes="bag, Ankle boot",
+    )  # fmt: skip
+    for split, path in written.items():
+        data = json.loads(path.read_text())
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        assert 9 not in names and 10 not in names and names[8] == "Sneaker" and len(names) == 8, split
+        assert data["annotations"] and {a["category_id"] for a in data["annotations"]} <= set(names)
+        assert data["info"]["excluded_classes"] == ["Bag", "Ankle boot"]
+
+
+@pytest.mark.parametrize(
+    "names, match", [("Bag,Unicorn", "unknown class 'Unicorn'"), ("Bag,bag", "class 'bag' given twice")]
+)
+def test_bad_excluded_classes(tmp_path, names, match):
+    with pytest.raises(BoxerError, match=f"--exclude-classes: {match}"):
+        fs.generate_fashion_scenes(tmp_path / "g", train=2, val=0, exclude_classes=names)

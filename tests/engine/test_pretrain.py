@@ -52,3 +52,21 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path):
 def test_bad_out_suffix(tmp_path):
     with pytest.raises(BoxerError, match="safetensors"):
         pretrain_backbone(PretrainConfig(out=str(tmp_path / "x.pt")))
+
+
+def test_excluded_classes_leave_pretraining(tmp_path, fashion_root):
+    from boxer.engine.pretrain import _without_classes
+
+    images = torch.zeros(10, 28, 28, dtype=torch.uint8)
+    kept_images, labels, num_classes = _without_classes(images, torch.arange(10), "Trouser,Bag")
+    assert num_classes == 8 and len(kept_images) == 8
+    assert labels.tolist() == list(range(8))  # renumbered over the kept classes, order kept
+    out = tmp_path / "bb.safetensors"
+    cfg = PretrainConfig(
+        out=str(out), size=32, epochs=0.004, batch_size=16, val_size=64, workers=0,
+        fashion_root=str(fashion_root), progress=False, exclude_classes="Trouser,Bag",
+    )  # fmt: skip
+    report = pretrain_backbone(cfg)
+    assert report["excluded_classes"] == ["Trouser", "Bag"]
+    with pytest.raises(BoxerError, match="--exclude-classes: unknown class 'Hat'"):
+        pretrain_backbone(PretrainConfig(out=str(out), exclude_classes="Hat", fashion_root=str(fashion_root)))
