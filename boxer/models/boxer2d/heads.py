@@ -2,7 +2,8 @@
 reference window, box = sigmoid(MLP(h) + logit(reference)).
 
 The decoder's head is shared by all decoder layers (applied once to the stacked layer outputs); the
-encoder's proposal head (`enc_detector`) is a class-agnostic instance of the same module.
+encoder's proposal head (`enc_detector`) is a class-agnostic instance of the same module. A
+`class_head` module (e.g. the text head of `text_head.py`) replaces the class Linear.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ class DetectionHead(nn.Module):
         dim: input width.
         num_classes: sigmoid outputs (no "no-object" column).
         prior_prob: initial foreground probability; class bias = -log((1 - p) / p) (-4.595 at 0.01).
+        class_head: a module Tensor[..., d] -> Tensor[..., num_classes] used instead of the Linear.
     """
 
-    def __init__(self, dim: int, num_classes: int, *, prior_prob: float = 0.01) -> None:
+    def __init__(
+        self, dim: int, num_classes: int, *, prior_prob: float = 0.01, class_head: nn.Module | None = None
+    ) -> None:
         super().__init__()
-        self.class_embed = nn.Linear(dim, num_classes)
-        nn.init.constant_(self.class_embed.bias, -math.log((1 - prior_prob) / prior_prob))
+        if class_head is not None:
+            self.class_embed = class_head
+        else:
+            self.class_embed = nn.Linear(dim, num_classes)
+            nn.init.constant_(self.class_embed.bias, -math.log((1 - prior_prob) / prior_prob))
         self.bbox_embed = MLP(dim, dim, 4, num_layers=3, zero_last=True)
 
     def classify(self, h: Tensor) -> Tensor:

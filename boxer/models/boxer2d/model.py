@@ -12,6 +12,11 @@ detections (inference), for the predicted class channel only.
 Training accelerations, injected as optional parts and off in the paper presets: `one_to_many`
 (MS-DETR's auxiliary one-to-many branch, `one_to_many.py`) and `denoising` (DN-DETR / DINO
 denoising queries, `denoising.py`); the criterion holds their losses. Inference never runs them.
+
+Open vocabulary: with a `class_head` (the OWL-ViT-style text head of `text_head.py`) the class logits
+are similarities with class-name text embeddings; `set_text_embeddings` renames the classes at
+inference. The encoder's proposals stay class-agnostic (one objectness score, as in the paper), and
+the denoising queries keep their label-embedding table over the training classes (training only).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from boxer.models.boxer2d.neck import InputProjection, level_masks
 from boxer.models.boxer2d.one_to_many import OneToManyBranch
 from boxer.models.boxer2d.postprocess import clip_boxes, postprocess
 from boxer.models.boxer2d.targets import normalise_targets
+from boxer.models.boxer2d.text_head import TextClassHead
 from boxer.models.boxer2d.transformer import BoxTransformer, TransformerOutput, pad_indices
 
 
@@ -46,6 +52,7 @@ class BoxeR2D(nn.Module):
         one_to_many: the auxiliary one-to-many branch (training only; the criterion's `o2m_topk`
             sets its assignment), or None.
         denoising: the denoising-query generator (training only), or None.
+        class_head: replaces the decoder's class Linear (e.g. `TextClassHead`), or None.
     """
 
     def __init__(
@@ -60,6 +67,7 @@ class BoxeR2D(nn.Module):
         criterion: SetCriterion | None = None,
         one_to_many: OneToManyBranch | None = None,
         denoising: DenoisingGenerator | None = None,
+        class_head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1 or num_queries < 1:
@@ -75,11 +83,27 @@ class BoxeR2D(nn.Module):
             num_levels=transformer.num_levels,
         )
         self.transformer = transformer
-        self.head = DetectionHead(transformer.dim, num_classes)
+        self.head = DetectionHead(transformer.dim, num_classes, class_head=class_head)
         self.mask_head = MaskHead(transformer.dim, num_classes) if self.with_masks else None
         self.criterion = criterion or SetCriterion(num_classes)
         self.one_to_many = one_to_many
         self.denoising = denoising
+
+    @property
+    def text_head(self) -> TextClassHead | None:
+        """The text class head, or None for a class Linear."""
+        head = self.head.class_embed
+        return head if isinstance(head, TextClassHead) else None
+
+    def set_text_embeddings(self, text_embeddings: Tensor) -> None:
+        """Renames the classes (inference): text_embeddings Tensor[C, E] of the new prompts, label c =
+        row c. Only the text head's buffer and `num_classes` change."""
+        if self.text_head is None:
+            raise BoxerError("this BoxeR-2D has a class Linear, not a text head (class_head='text')")
+        if self.with_masks:
+            raise BoxerError("renaming classes needs a box-only model (the mask head is per class)")
+        self.text_head.set_text_embeddings(text_embeddings)
+        self.num_classes = self.text_head.num_classes
 
     def _run(
         self, images: Tensor, pad_mask: Tensor | None, *, dense: bool, denoise: DenoisingQueries | None = None

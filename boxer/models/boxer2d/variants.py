@@ -11,12 +11,19 @@
 The lite variants are the CPU models of the demo: fewer layers, a narrower transformer (8 heads of
 16 channels) and 100 queries. Every keyword of `_create_boxer2d` can be overridden, e.g.
 `create_model("boxer2d_r50", num_classes=10, backbone="timm:resnet18", dec_layers=3)`.
+
+`class_head="text"` gives any variant the open-vocabulary class head of `text_head.py` (OWL-ViT's);
+it needs `class_names` (encoded by `text_encoder`, e.g. with the `boxer[text]` extra) or the cached
+`text_embeddings` of a checkpoint (docs/open_vocabulary.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
+from boxer.errors import BoxerError
 from boxer.models import register_model
 from boxer.models.backbones import create_backbone
 from boxer.models.boxer2d.criterion import SetCriterion
@@ -24,6 +31,7 @@ from boxer.models.boxer2d.denoising import DenoisingGenerator
 from boxer.models.boxer2d.matcher import HungarianMatcher
 from boxer.models.boxer2d.model import BoxeR2D
 from boxer.models.boxer2d.one_to_many import OneToManyBranch
+from boxer.models.boxer2d.text_head import TextClassHead
 from boxer.models.boxer2d.transformer import BoxTransformer
 
 PAPER = {"dim": 256, "enc_layers": 6, "dec_layers": 6, "ffn_dim": 1024, "num_queries": 300}
@@ -66,6 +74,11 @@ def _create_boxer2d(
     iou_aware_cost: bool = False,
     enc_class_aware: bool = False,
     box_refine: bool = False,
+    class_head: str = "linear",
+    class_names: list[str] | None = None,
+    text_encoder: str = "minilm",
+    text_prompt: str = "{name}",
+    text_embeddings: Tensor | None = None,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -101,7 +114,19 @@ def _create_boxer2d(
             score, trained with the class labels) instead of one class-agnostic score.
         box_refine: iterative box refinement (Deformable DETR's): each decoder layer attends through
             the previous layer's detached predicted boxes instead of the shared proposal windows.
+        class_head: "linear" (the paper's) or "text" (OWL-ViT's scaled cosine similarity with the
+            text embeddings of the class names; box models with a class-agnostic encoder only).
+        class_names: the training classes' names (text head), encoded with `text_encoder` and
+            `text_prompt`; the training engine passes the dataset's.
+        text_encoder: a registered text encoder (`boxer.models.text`), "minilm" needs `boxer[text]`.
+        text_prompt: the prompt of a class, e.g. "a photo of a {name}".
+        text_embeddings: Tensor[num_classes, E], the text head's cached embeddings (checkpoint
+            loading; no encoder needed), instead of `class_names`.
     """
+    head = _class_head(class_head, dim, num_classes, class_names, text_encoder, text_prompt, text_embeddings)
+    if head is not None and (with_masks or enc_class_aware):
+        raise BoxerError("class_head='text': box models with a class-agnostic encoder only (no masks, "
+                         "no enc_class_aware)")  # fmt: skip
     net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
     transformer = BoxTransformer(
         dim,
@@ -146,7 +171,27 @@ def _create_boxer2d(
         criterion=criterion,
         one_to_many=one_to_many,
         denoising=denoising,
+        class_head=head,
     )
+
+
+def _class_head(kind, dim, num_classes, class_names, encoder, prompt, embeddings) -> TextClassHead | None:
+    """None for the Linear, else the text head over the cached embeddings or the encoded names."""
+    if kind not in ("linear", "text"):
+        raise BoxerError(f"class_head: expected 'linear' or 'text', got {kind!r}")
+    if kind == "linear":
+        return None
+    if embeddings is None:
+        if class_names is None:
+            raise BoxerError("class_head='text': needs class_names (or a checkpoint's text_embeddings)")
+        if len(class_names) != num_classes:
+            raise BoxerError(f"class_names: {len(class_names)} names for num_classes={num_classes}")
+        from boxer.models.text import encode_prompts
+
+        embeddings = encode_prompts(list(class_names), encoder=encoder, template=prompt)
+    if embeddings.shape[0] != num_classes:
+        raise BoxerError(f"text_embeddings: {embeddings.shape[0]} rows for num_classes={num_classes}")
+    return TextClassHead(dim, embeddings)
 
 
 @register_model
