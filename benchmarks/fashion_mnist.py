@@ -40,7 +40,6 @@ machine are noisy: compare within one run, read CPU time too.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -61,6 +60,8 @@ from boxer.benchmarking.timing import median_seconds  # noqa: E402
 from boxer.classification import ClassifyConfig, train_classifier  # noqa: E402
 from boxer.classification.runner import load_classifier  # noqa: E402
 from boxer.engine.checkpoint import atomic_write_text  # noqa: E402
+from boxer.engine.config import AMP_HELP, AMP_MODES, amp_mode  # noqa: E402
+from boxer.engine.precision import autocast  # noqa: E402
 from boxer.errors import BoxerError  # noqa: E402
 from boxer.layers import list_mixers  # noqa: E402
 
@@ -102,8 +103,7 @@ def inference_cost(model: torch.nn.Module, amp: bool, batch: int = 256) -> tuple
     flops = count_flops(lambda: model(one))
     many = many.contiguous(memory_format=torch.channels_last)
     model.to(memory_format=torch.channels_last)
-    cast = torch.autocast("cpu", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-    with cast:
+    with autocast("cpu", "bf16" if amp else "none"):
         seconds = median_seconds(lambda: model(many), torch.device("cpu"), warmup=1, repeats=5)
     return flops / 1e6, batch / seconds
 
@@ -202,7 +202,7 @@ def main() -> int:
     p.add_argument("--target-epochs", type=int, default=8, help="epochs of --target (capped at 10 min)")
     p.add_argument("--batch-size", type=int, default=ClassifyConfig().batch_size)
     p.add_argument("--lr", type=float, default=ClassifyConfig().lr)
-    p.add_argument("--amp", choices=("off", "bf16"), default="bf16")
+    p.add_argument("--amp", type=amp_mode, choices=AMP_MODES, default="bf16", help=AMP_HELP)
     p.add_argument("--threads", type=int, default=1, help="torch threads (pin the process to as many cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-train", type=int, help="smoke runs only: N training images")

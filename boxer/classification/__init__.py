@@ -7,7 +7,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from boxer.classification.config import ClassifyConfig
-from boxer.classification.runner import evaluate_classifier, load_classifier, train_classifier
 
 __all__ = ["ClassifyConfig", "evaluate_classifier", "load_classifier", "train_classifier"]
+
+
+def __getattr__(name: str) -> Any:
+    """The runner's entry points, imported on first use: `boxer train-cls --help` needs no torch."""
+    if name in ("evaluate_classifier", "load_classifier", "train_classifier"):
+        from boxer.classification import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

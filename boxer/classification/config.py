@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from boxer.engine.config import AMP_MODES, amp_mode, did_you_mean
 from boxer.errors import BoxerError
 
 
@@ -36,7 +37,7 @@ class ClassifyConfig:
     translate: int = 2
     flip: bool = True
     erase: float = 0.0
-    amp: str = "off"
+    amp: str = "none"
     channels_last: bool = True
     val_size: int = 5000
     seed: int = 0
@@ -55,8 +56,9 @@ class ClassifyConfig:
                 raise BoxerError(f"--{name.replace('_', '-')}: must be positive, got {value}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise BoxerError(f"--max-minutes: must be positive, got {self.max_minutes}")
-        if self.amp not in ("off", "bf16"):
-            raise BoxerError(f"--amp: expected 'off' or 'bf16', got {self.amp!r}")
+        self.amp = amp_mode(self.amp)
+        if self.amp not in AMP_MODES:
+            raise BoxerError(f"--amp: expected one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if not 0 <= self.label_smoothing < 1:
             raise BoxerError(f"label_smoothing: must lie in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0 or self.warmup_epochs < 0 or self.translate < 0 or not 0 <= self.erase <= 1:
@@ -67,8 +69,8 @@ class ClassifyConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ClassifyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise BoxerError(f"config: unknown keys {', '.join(unknown)}")
+            raise BoxerError(f"config: unknown keys {', '.join(unknown)}{did_you_mean(unknown[0], known)}")
         return cls(**values)

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from boxer.engine.precision import autocast
+
 
 def topk_correct(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, int]:
     """Number of samples whose label is among the top-k logits, per k (k capped at the classes)."""
@@ -18,14 +20,16 @@ def topk_correct(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, amp: bool = False
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, amp: str = "none"
 ) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 accuracy (percent) of `model` over `batches`."""
+    """Mean cross-entropy, top-1 and top-5 accuracy (percent) of `model` over `batches`.
+
+    `amp` is a precision mode of `boxer.engine.precision` (`auto|bf16|fp16|none`)."""
     was_training = model.training
     model.eval()
     total, loss, correct = 0, 0.0, {1: 0, 5: 0}
     for inputs, labels in batches:
-        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(inputs.device, amp):
             logits = model(inputs).float()
         labels = labels.to(logits.device)
         loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))

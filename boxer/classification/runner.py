@@ -13,6 +13,7 @@ from boxer.classification.config import ClassifyConfig
 from boxer.classification.data import load_classification_data
 from boxer.classification.trainer import ClassifierTrainer
 from boxer.engine import checkpoint as ckpt
+from boxer.engine.config import amp_mode
 from boxer.engine.logging import RunLogger
 from boxer.errors import BoxerError
 
@@ -122,5 +123,5 @@ def evaluate_classifier(
     return {
         "model": config["model"],
         "split": split,
-        **evaluate(model, batches, amp=config.get("amp") == "bf16"),
+        **evaluate(model, batches, amp=amp_mode(config.get("amp", "none"))),
     }

@@ -1,7 +1,7 @@
-"""The classification training loop: AdamW + warm-up/cosine, batch augmentation, bf16 autocast
-(optional), per-epoch validation, `last` / `best` checkpoints through `boxer.engine.checkpoint`,
-one metrics line per epoch, and the test split evaluated once at the end with the best-on-val
-weights.
+"""The classification training loop: AdamW + warm-up/cosine, batch augmentation, mixed precision
+(optional, `boxer.engine.precision`; fp16 with a GradScaler on GPU), per-epoch validation, `last` /
+`best` checkpoints through `boxer.engine.checkpoint`, one metrics line per epoch, and the test split
+evaluated once at the end with the best-on-val weights.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from boxer.classification.data import ClassificationData, iterate_batches, num_b
 from boxer.classification.metrics import evaluate
 from boxer.engine import checkpoint as ckpt
 from boxer.engine.logging import RunLogger
+from boxer.engine.precision import autocast
 
 RESULTS = "results.json"
 
@@ -84,6 +85,8 @@ class ClassifierTrainer:
         self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
         self.time_fraction = 0.0  # share of the time budget spent (stays 0 without one)
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        fp16 = cfg.amp == "fp16" and self.device.type == "cuda"  # a no-op scaler otherwise
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         factor = warmup_cosine(total, warmup, cfg.min_lr_ratio)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: factor(step, self.time_fraction)
@@ -118,19 +121,19 @@ class ClassifierTrainer:
     def train_epoch(self, logger: RunLogger) -> float:
         """One pass over the training split (cut short when the time budget runs out)."""
         self.model.train()
-        amp = self.cfg.amp == "bf16"
         total, count = 0.0, 0
         start = time.perf_counter()
         logger.start_epoch(self.epoch, self.cfg.epochs, self.steps_per_epoch, 0)
         for inputs, labels in self.batches(self.data.train, train=True):
             inputs = self.augment(inputs, self.generator).contiguous(memory_format=self.memory_format)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            with autocast(self.device, self.cfg.amp):
                 loss = self.criterion(self.model(inputs).float(), labels.to(self.device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {self.epoch + 1}: non-finite training loss")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.steps, self.images_seen = self.steps + 1, self.images_seen + len(labels)
             if self.budget_s is not None:
                 self.time_fraction = (self.train_wall + time.perf_counter() - start) / self.budget_s
@@ -143,7 +146,7 @@ class ClassifierTrainer:
         return total / max(count, 1)
 
     def evaluate(self, split) -> dict[str, float]:
-        return evaluate(self.model, self.batches(split), amp=self.cfg.amp == "bf16")
+        return evaluate(self.model, self.batches(split), amp=self.cfg.amp)
 
     def fit(self, logger: RunLogger) -> dict[str, Any]:
         """Trains the remaining epochs, then evaluates the best checkpoint on the test split."""

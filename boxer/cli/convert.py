@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from boxer.cli.help import DefaultsRawDescriptionHelpFormatter
+
 DESCRIPTION = """\
 Convert weights of the official BoxeR code (github.com/kienduynguyen/BoxeR) into a boxer checkpoint
 directory that `boxer eval|predict --checkpoint DIR` load like any other.
@@ -27,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "convert",
         help="convert official BoxeR-2D weights (.ckpt / .pth) into a boxer checkpoint",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=DefaultsRawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="the official .ckpt or .pth file")
     p.add_argument("--from", dest="source", required=True, choices=["official"], help="where FILE comes from")

@@ -26,12 +26,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
     p.add_argument("--results", metavar="JSON", help="also write the COCO results JSON here (checked first)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --results file")
+    p.add_argument(
+        "--classes",
+        metavar="NAMES",
+        help="open vocabulary: detect and evaluate only these comma-separated categories of the split, "
+        "by name (a checkpoint with a text head, class_head=text; docs/open_vocabulary.md)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from boxer.engine.runner import evaluate_checkpoint
+    from boxer.engine.vocabulary import parse_names
 
+    classes = parse_names(args.classes, flag="--classes") if args.classes is not None else None
     evaluate_checkpoint(
         args.checkpoint,
         data=args.data,
@@ -43,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         results=args.results,
         overwrite=args.overwrite,
+        classes=classes,
     )
     return 0
 

@@ -90,6 +90,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "earlier boxer predict wrote there are replaced anyway, input images never",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
+    p.add_argument(
+        "--text",
+        metavar="PROMPTS",
+        help="open vocabulary: detect these comma-separated names or phrases instead of the trained "
+        "classes, labelled with the prompts (a checkpoint with a text head, class_head=text; "
+        "docs/open_vocabulary.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -106,10 +113,11 @@ def run(args: argparse.Namespace) -> int:
     videos = video_inputs(args.inputs)
     if videos and args.onnx:
         raise BoxerError(f"--onnx: {videos[0]}: videos need --checkpoint")
-    if videos:
+    if videos and args.text is None:
         from boxer.cli.predict_video import run_video
 
         return run_video(args, videos)
+    text = _check_text(args, videos) if args.text is not None else None
     if args.grid and not args.grid.lower().endswith(".png"):
         raise BoxerError(f"--grid: {args.grid} is not a .png file name")
     grid = Path(args.grid) if args.grid else None
@@ -129,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         grid=args.grid,
         batch_size=args.batch_size,
         device=args.device,
+        **({"text": text} if text else {}),
     )
     hint = (
         "the threshold comes from training images; a lower --score FLOAT shows more"
@@ -144,3 +153,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"grid of {'ground truth | predictions' if args.gt else 'predictions'}: {out['grid']}")
     print(f"COCO results: {out['results']} (image ids in {args.out}/images.json)")
     return 0
+
+
+def _check_text(args: argparse.Namespace, videos: list) -> list[str]:
+    """The --text prompts; refuses what they cannot go with (before any work)."""
+    from boxer.engine.vocabulary import parse_names
+    from boxer.errors import BoxerError
+
+    names = parse_names(args.text, flag="--text")
+    for bad, why in (
+        (args.onnx, "--onnx (an exported graph has fixed classes)"),
+        (videos, "videos"),
+        (args.score == "auto", "--score auto (its threshold is picked on the trained classes)"),
+        (args.gt, "--gt (ground truth names the trained classes)"),
+    ):
+        if bad:
+            raise BoxerError(f"--text: not with {why}")
+    return names

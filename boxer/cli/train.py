@@ -19,6 +19,9 @@ def _config_keys() -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from boxer.engine.config import TrainConfig
+
+    d = TrainConfig()
     p = sub.add_parser(
         "train",
         help="train a detector (BoxeR-2D, Mask R-CNN, ...) on a COCO-format dataset",
@@ -27,18 +30,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "each process trains on --batch-size images (DDP).",
         epilog=_config_keys(),
     )
-    p.add_argument("--config", metavar="PRESET", help="a preset under configs/ (name or path to a .py file)")
-    p.add_argument("--model", help="registered model name (see `boxer models`); default boxer2d_r18_lite")
-    p.add_argument("--data", metavar="DIR", help="COCO-layout dataset folder")
-    p.add_argument("--epochs", type=int, help="training epochs (ignored when max_iters is set)")
-    p.add_argument("--batch-size", type=int, help="images per process and step")
-    p.add_argument("--lr", type=float, help="learning rate of the transformer and heads (default 2e-4)")
+    p.add_argument(
+        "--config",
+        metavar="PRESET",
+        help="a preset under configs/ (name or path to a .py file); default: none",
+    )
+    p.add_argument("--model", help=f"registered model name (see `boxer models`); default {d.model}")
+    p.add_argument("--data", metavar="DIR", help="COCO-layout dataset folder (default: the preset's data)")
+    p.add_argument(
+        "--epochs", type=int, help=f"training epochs (ignored when max_iters is set); default {d.epochs}"
+    )
+    p.add_argument("--batch-size", type=int, help=f"images per process and step (default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"learning rate of the transformer and heads (default {d.lr:g})")
     p.add_argument(
         "--image-size",
         type=int,
         help="eval short side (train scales follow it); default: 800, or the native size of small images",
     )
-    p.add_argument("--workers", type=int, help="data-loading worker processes")
+    p.add_argument("--workers", type=int, help=f"data-loading worker processes (default {d.workers})")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/<model>-<time>)")
     p.add_argument(
         "--resume",
@@ -47,8 +56,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="CKPT",
         help="continue exactly from CKPT (default: RUN_DIR/last); flags and --set given here override",
     )
-    p.add_argument("--init", metavar="CKPT", help="initialise weights from a checkpoint; loads what fits")
-    p.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="override config keys")
+    p.add_argument(
+        "--init", metavar="CKPT", help="initialise weights from a checkpoint; loads what fits (default: none)"
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="override config keys (default: none; keys below)",
+    )
     p.set_defaults(func=run)
 
 

@@ -52,7 +52,10 @@ def _add_attention(viz) -> None:
     p.add_argument("--layers", type=int, nargs="+", metavar="I",
                    help="layers drawn (default all; -1 = the last)")  # fmt: skip
     p.add_argument(
-        "--pixel", type=pixel_arg, metavar="X,Y", help="also draw the encoder tokens under this pixel"
+        "--pixel",
+        type=pixel_arg,
+        metavar="X,Y",
+        help="also draw the encoder tokens under this pixel (default: none)",
     )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device (default cpu)")
     p.set_defaults(func=run_attention)
@@ -120,7 +123,7 @@ def fraction_pair(text: str) -> tuple[float, float]:
 
 
 def _add_mixer(viz) -> None:
-    from boxer.viz.mixer_report import ZOO
+    from boxer.viz import MIXER_ZOO as ZOO
 
     p = viz.add_parser(
         "mixer",
@@ -132,12 +135,21 @@ def _add_mixer(viz) -> None:
         "averaged) over the image, and for global-attention models (ViT) OUT/<stem>_rollout.png, the "
         "attention rollout. The maps are also written as NPZ.",
     )
-    p.add_argument("image", nargs="?", metavar="IMAGE", help="the image (required with --checkpoint)")
+    p.add_argument(
+        "image",
+        nargs="?",
+        metavar="IMAGE",
+        help="the image (required with --checkpoint; default: a synthetic disc)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--mixers", default=",".join(ZOO), help=f"comma-separated mixers (default {','.join(ZOO)})"
     )
-    p.add_argument("--checkpoint", metavar="CKPT", help="a trained classifier checkpoint (RUN/best)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a trained classifier checkpoint (RUN/best; default: freshly built mixers)",
+    )
     p.add_argument("--query", type=fraction_pair, default=(0.5, 0.5), metavar="Y,X",
                    help="query position as fractions of the map (default 0.5,0.5)")  # fmt: skip
     p.add_argument("--size", type=positive_int, default=14, help="zoo: side of the feature map (default 14)")

@@ -23,6 +23,8 @@ from typing import Any
 from boxer.errors import BoxerError
 
 AMP_MODES = ("auto", "bf16", "fp16", "none")
+AMP_ALIASES = {"off": "none"}  # deprecated spelling of `boxer train-cls` configs and checkpoints
+AMP_HELP = "mixed precision: auto (bf16 on GPU, float32 on CPU), bf16, fp16 or none (float32)"
 DEVICES = ("auto", "cpu", "cuda")
 STEP_UNITS = ("epoch", "iter")
 
@@ -114,6 +116,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < 0:
                 raise BoxerError(f"config: {name} must be >= 0, got {getattr(self, name)}")
+        self.amp = amp_mode(self.amp)
         _check_choice("amp", self.amp, AMP_MODES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("lr_step_unit", self.lr_step_unit, STEP_UNITS)
@@ -152,6 +155,11 @@ class TrainConfig:
         return cfg
 
 
+def amp_mode(text: str) -> str:
+    """An `amp` value in its one spelling: `auto|bf16|fp16|none`; the deprecated `off` reads `none`."""
+    return AMP_ALIASES.get(text, text)
+
+
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise BoxerError(f"config: {name} must be one of {', '.join(choices)}, got {value!r}")
@@ -162,11 +170,14 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
-def _unknown_key(key: str, source: str) -> BoxerError:
-    names = list(field_types())
+def did_you_mean(key: str, names: list[str]) -> str:
+    """The hint of every "unknown key" error: the closest name, else the known names."""
     close = difflib.get_close_matches(key, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
-    return BoxerError(f"{source}: unknown config key {key!r}{hint}")
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+
+
+def _unknown_key(key: str, source: str) -> BoxerError:
+    return BoxerError(f"{source}: unknown config key {key!r}{did_you_mean(key, list(field_types()))}")
 
 
 def coerce(key: str, value: Any, source: str = "config") -> Any:
@@ -220,8 +231,9 @@ def _parse_literal(key: str, text: str, source: str, origin: Any) -> Any:
         raise BoxerError(f"{source}: {key}={text!r} is not a valid value") from None
 
 
-def _parse_model_value(text: str) -> Any:
-    """Model keywords have no declared type: literals are parsed, anything else stays a string."""
+def parse_model_value(text: str) -> Any:
+    """The value of `--set model.key=value`, which has no declared type: a Python literal,
+    true/false/none/null (any case), else the text itself. `boxer train-cls --set` parses the same."""
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     if text.lower() in ("none", "null"):
@@ -240,7 +252,7 @@ def apply_overrides(cfg: TrainConfig, values: dict[str, Any], *, source: str, st
             name = key[len("model.") :]
             if not name.isidentifier():
                 raise BoxerError(f"{source}: {key!r} is not a valid model keyword")
-            cfg.model_kwargs[name] = _parse_model_value(value) if isinstance(value, str) else value
+            cfg.model_kwargs[name] = parse_model_value(value) if isinstance(value, str) else value
         elif key in types:
             setattr(cfg, key, coerce(key, value, source))
         elif strict:
@@ -248,7 +260,7 @@ def apply_overrides(cfg: TrainConfig, values: dict[str, Any], *, source: str, st
 
 
 def parse_set_args(items: list[str] | None) -> dict[str, str]:
-    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}`; raises on a missing '='."""
+    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}`; raises on a missing '='. Every `--set` uses it."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")

@@ -8,7 +8,7 @@ AP is undefined there, -1); an image that fails to load stops evaluation with on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -94,6 +94,7 @@ def evaluate_detector(
     amp: str = "auto",
     results_path: str | None = None,
     progress: bool = True,
+    cat_ids: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """COCO metrics of `model` on `dataset` (a CocoDetection), printed once, returned on every process.
 
@@ -107,6 +108,8 @@ def evaluate_detector(
         amp: precision mode.
         results_path: also write the COCO results JSON there (main process).
         progress: show a progress bar (main process).
+        cat_ids: label -> category id when the model's classes are not the dataset's (default
+            `dataset.cat_ids`); only these categories are evaluated.
     """
     from boxer.evaluation import CocoEvaluator
 
@@ -114,7 +117,7 @@ def evaluate_detector(
     loader = eval_loader(dataset, batch_size=batch_size, collate_fn=collate_fn, info=info, workers=workers)
     predictions = predict_batches(model, loader, info.device, amp, progress=progress and info.is_main)
     iou_types = ("bbox", "segm") if getattr(unwrap(model), "with_masks", False) else ("bbox",)
-    evaluator = CocoEvaluator(dataset.ann_file, iou_types=iou_types, cat_ids=dataset.cat_ids)
+    evaluator = CocoEvaluator(dataset.ann_file, iou_types=iou_types, cat_ids=cat_ids or dataset.cat_ids)
     evaluator.update(predictions)
     metrics = evaluator.evaluate()  # gathers every process's results; prints on the main one
     if results_path and info.is_main:

@@ -107,7 +107,10 @@ def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> d
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     _on_main(info, lambda: build_datasets(cfg, with_masks=False, check=True) and None)
     train_set, val_set = build_datasets(cfg, with_masks=False, check=False)
-    model = build_model(cfg.model, num_classes=train_set.num_classes, model_kwargs=cfg.model_kwargs)
+    kwargs = dict(cfg.model_kwargs)
+    if kwargs.get("class_head") == "text":  # the text head encodes the training classes' names
+        kwargs.setdefault("class_names", list(train_set.class_names))
+    model = build_model(cfg.model, num_classes=train_set.num_classes, model_kwargs=kwargs)
     if getattr(model, "with_masks", False):  # mask models need the decoded segmentations too
         train_set, val_set = build_datasets(cfg, with_masks=True, check=False)
     if cfg.init and not resume:
@@ -183,6 +186,13 @@ def load_detector(path: str | Path, device: torch.device) -> tuple[nn.Module, di
             raise BoxerError(f"{loaded.path / ckpt.CONFIG}: missing {key!r}; not a boxer detector checkpoint")
     # The checkpoint holds every weight: a pretrained-backbone file named at training time is not needed.
     kwargs = {k: v for k, v in config.get("model_kwargs", {}).items() if k != "pretrained_backbone"}
+    if kwargs.get("class_head") == "text":  # its cached text embeddings: no text encoder needed
+        from boxer.engine.vocabulary import TEXT_KEY
+
+        if TEXT_KEY not in loaded.weights:
+            raise BoxerError(f"{loaded.path}: a text-head model without {TEXT_KEY!r}")
+        kwargs = {k: v for k, v in kwargs.items() if k != "class_names"}
+        kwargs["text_embeddings"] = loaded.weights[TEXT_KEY]
     model = build_model(config["model"], num_classes=config["num_classes"], model_kwargs=kwargs)
     missing, unexpected = model.load_state_dict(loaded.weights, strict=False)
     if missing or unexpected:
@@ -216,8 +226,12 @@ def evaluate_checkpoint(
     device: str = "auto",
     results: str | None = None,
     overwrite: bool = False,
+    classes: list[str] | None = None,
 ) -> dict[str, float]:
     """COCO metrics of a checkpoint on a split (tables printed); refuses untrained checkpoints.
+
+    `classes` (a text-head checkpoint) names the categories of the split to detect, by name only:
+    the model's classes become these names and only their categories are evaluated.
 
     `results` (the COCO results JSON) is checked before any work: not a folder, not an input,
     writable, and an existing file only with `overwrite`.
@@ -238,21 +252,44 @@ def evaluate_checkpoint(
         dataset = coco_dataset(
             chosen, train=False, image_size=cfg.image_size, max_size=cfg.max_size, with_masks=model.with_masks
         )
-        if list(dataset.cat_ids) != list(config["cat_ids"]):
-            raise BoxerError(
-                f"{chosen.ann_file}: categories {dataset.cat_ids} differ from "
-                f"the checkpoint's {config['cat_ids']}"
-            )
+        cat_ids = _named_classes(model, config, dataset, classes, checkpoint=str(path))
         require_ground_truth(dataset)
         metrics = evaluate_detector(
             model, dataset, info=info, collate_fn=collate_detection, batch_size=batch_size,
-            workers=workers, amp=cfg.amp, results_path=results,
+            workers=workers, amp=cfg.amp, results_path=results, cat_ids=cat_ids,
         )  # fmt: skip
     except BaseException:
         cleanup(failed=True)
         raise
     cleanup()
     return metrics
+
+
+def _named_classes(
+    model: nn.Module, config: dict[str, Any], dataset, classes, *, checkpoint: str
+) -> list[int]:
+    """The category ids evaluated: the checkpoint's own (they must be the split's), or those of
+    `classes`, which then become the model's classes."""
+    if not classes:
+        if list(dataset.cat_ids) != list(config["cat_ids"]):
+            hint = (
+                " (a text-head checkpoint can name them: --classes)"
+                if getattr(model, "text_head", None)
+                else ""
+            )
+            raise BoxerError(
+                f"{dataset.ann_file}: categories {dataset.cat_ids} differ from "
+                f"the checkpoint's {config['cat_ids']}{hint}"
+            )
+        return list(dataset.cat_ids)
+    from boxer.engine.vocabulary import category_ids, name_classes, require_text_head
+
+    require_text_head(model, checkpoint, flag="--classes")
+    cats = {c: {"name": n} for c, n in zip(dataset.cat_ids, dataset.class_names)}
+    ids = category_ids(classes, cats, flag="--classes", source=str(dataset.ann_file))
+    names = [str(cats[i]["name"]) for i in ids]
+    name_classes(model, config, names, checkpoint=checkpoint, flag="--classes")
+    return ids
 
 
 def predict_images(
@@ -268,8 +305,12 @@ def predict_images(
     batch_size: int = 1,
     device: str = "auto",
     log=print,
+    text: list[str] | None = None,
 ) -> dict[str, Any]:
     """Runs a checkpoint on image files; writes PNGs, results.json, images.json (and a grid).
+
+    `text` (a text-head checkpoint) replaces the trained classes by these names or phrases: label i
+    is `text[i]`, category id i + 1 (`boxer.engine.vocabulary`).
 
     `score="auto"` picks the best-F1 threshold on `score_images` images of the run's training split
     (`boxer.engine.threshold`); `gt` adds ground-truth panels (images matched by file name).
@@ -285,6 +326,11 @@ def predict_images(
     P.refuse_overwrite(paths, P.output_paths(paths, ids, Path(out_dir)), "--out")
     P.refuse_overwrite(paths, [Path(grid)] if grid else [], "--grid")
     model, config = load_detector(path, pick_device(device))
+    if text:
+        from boxer.engine.vocabulary import name_classes
+
+        name_classes(model, config, text, checkpoint=str(path), flag="--text")
+        config = {**config, "class_names": list(text), "cat_ids": list(range(1, len(text) + 1))}
     cfg = _sizes_of(config)
     truth = P.ground_truth_of(paths, gt, config["cat_ids"]) if gt else None
     if score == "auto":

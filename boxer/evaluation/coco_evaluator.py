@@ -200,6 +200,7 @@ class CocoEvaluator:
         coco_dt = self.coco_gt.loadRes(records_for(iou_type, self.results))
         ev = COCOeval_faster(self.coco_gt, coco_dt, iou_type, print_function=lambda *a, **k: None)
         ev.params.imgIds = img_ids
+        ev.params.catIds = sorted(self.cat_ids)  # a subset of the categories: the evaluated ones only
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

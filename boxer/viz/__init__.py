@@ -7,3 +7,6 @@ points), `box_attention.py` (the BoxeR-2D decoder / encoder grids and their data
 """
 
 from __future__ import annotations
+
+# `boxer viz mixer`'s default row of mixers (here, torch-free, for the CLI's help).
+MIXER_ZOO = ("mhsa", "mhsa_rel", "window", "window_shifted", "local", "pvt", "nonlocal")

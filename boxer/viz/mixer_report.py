@@ -24,11 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from boxer.errors import BoxerError
+from boxer.viz import MIXER_ZOO
 from boxer.viz.figures import new_figure, save_figure
 from boxer.viz.mixer_capture import AttentionCapture
 from boxer.viz.mixer_maps import query_map, rollout, supported
 
-ZOO = ("mhsa", "mhsa_rel", "window", "window_shifted", "local", "pvt", "nonlocal")
+ZOO = MIXER_ZOO
 
 
 def grey_image(path: str | Path | None, size: int) -> Tensor:

@@ -108,7 +108,7 @@ def test_one_epoch_smoke_run_and_eval(tmp_path, capsys) -> None:
     assert line["epoch"] == 1 and "val_top1" in line and line["train_wall_s"] > 0
     metrics = evaluate_classifier(out / "best", split="val")
     assert metrics["count"] == 128 and metrics["top1"] == pytest.approx(results["best_val_top1"])
-    assert main(["eval-cls", str(out / "best"), "--json", str(tmp_path / "m.json")]) == 0
+    assert main(["eval-cls", "--checkpoint", str(out / "best"), "--json", str(tmp_path / "m.json")]) == 0
     assert "top-1" in capsys.readouterr().out and (tmp_path / "m.json").is_file()
     # resume: one more epoch continues from the saved state
     more = ClassifyConfig(**{**cfg.to_dict(), "epochs": 2})
@@ -124,7 +124,7 @@ def test_one_epoch_smoke_run_and_eval(tmp_path, capsys) -> None:
         (["train-cls", "--epochs", "0"], "--epochs"),
         (["train-cls", "--max-minutes", "0"], "--max-minutes"),
         (["train-cls", "--model", "swin_fm", "--set", "mixer_kw={'window_size': 5, 'pad': False}"], "window"),
-        (["eval-cls", "/nonexistent/run"], "checkpoint not found"),
+        (["eval-cls", "--checkpoint", "/nonexistent/run"], "checkpoint not found"),
     ],
 )
 def test_user_errors(argv: list[str], message: str, capsys) -> None:
