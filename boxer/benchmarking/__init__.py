@@ -3,6 +3,17 @@ models, backbones and token mixers, measured one way and documented with every r
 
 from __future__ import annotations
 
-from boxer.benchmarking.runner import BenchConfig, benchmark, markdown_table, write_report
+from typing import Any
+
+from boxer.benchmarking.config import BenchConfig
 
 __all__ = ["BenchConfig", "benchmark", "markdown_table", "write_report"]
+
+
+def __getattr__(name: str) -> Any:
+    """The runner's functions, imported on first use (they import torch)."""
+    if name in ("benchmark", "markdown_table", "write_report"):
+        from boxer.benchmarking import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

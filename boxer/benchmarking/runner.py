@@ -3,25 +3,32 @@
 `benchmark(specs, BenchConfig(...))` measures each target in turn and returns one row per target;
 `write_report` saves the markdown table and the JSON (rows + method) atomically. See `timing.py`,
 `flops.py` and `memory.py` for how each figure is obtained.
+
+FLOP convention: by default one multiply-add is one FLOP (`flops_per_mac=1`), as torchvision, timm
+and the papers report (ResNet-50 at 224: 4.1 GFLOPs); `flops_per_mac=2` gives the count of
+`torch.utils.flop_counter` (8.2). The table header and the report's `method` name the convention; each
+JSON row has `gflops` (in it) and `gmacs` (multiply-adds, whatever the convention).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from boxer.benchmarking.config import BenchConfig
 from boxer.benchmarking.flops import count_flops
 from boxer.benchmarking.memory import peak_memory_bytes
 from boxer.benchmarking.targets import Target, build_target
 from boxer.benchmarking.timing import call_seconds
+from boxer.engine.config import AMP_MODES, amp_mode
+from boxer.engine.precision import autocast
 from boxer.errors import BoxerError
 
 COLUMNS = [
@@ -29,41 +36,16 @@ COLUMNS = [
     ("input", "input", "{}"),
     ("params_m", "params (M)", "{:.2f}"),
     ("gflops", "GFLOPs", "{:.3f}"),
-    ("gmacs", "GMACs", "{:.3f}"),
     ("latency_ms", "latency b=1 (ms)", "{:.1f}"),
     ("throughput", "throughput (img/s)", "{:.1f}"),
     ("peak_mem_mib", "peak mem (MiB)", "{:.0f}"),
 ]
 
 
-@dataclass
-class BenchConfig:
-    """How to measure (documented in every report)."""
-
-    image_size: int = 224
-    batch_size: int = 8
-    device: str = "cpu"
-    dtype: str = "float32"
-    warmup: int = 2
-    repeats: int = 5
-    threads: int | None = None
-    num_classes: int = 80
-    mixer_dim: int = 256
-    mixer_size: int = 14
-    mixer_heads: int = 8
-    memory: bool = True
-
-
-def _autocast(cfg: BenchConfig, device: torch.device):
-    if cfg.dtype == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
 def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
     """One row of the table for `target`."""
     params = sum(p.numel() for p in target.module.parameters())
-    with torch.inference_mode(), _autocast(cfg, device):
+    with torch.inference_mode(), autocast(device, cfg.amp):
         one, many = target.make_call(1), target.make_call(cfg.batch_size)
         flops = count_flops(one)
         single = call_seconds(one, device, warmup=cfg.warmup, repeats=cfg.repeats)
@@ -74,8 +56,8 @@ def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str,
         "kind": target.kind,
         "input": target.input_desc,
         "params_m": params / 1e6,
-        "gflops": flops / 1e9,
-        "gmacs": flops / 2e9,  # multiply-adds: the "GFLOPs" of the efficient-ViT deck and timm
+        "gflops": flops * cfg.flops_per_mac / 2e9,  # torch's counter: a multiply-add is 2 FLOPs
+        "gmacs": flops / 2e9,
         "latency_ms": statistics.median(single) * 1e3,
         "throughput": cfg.batch_size / statistics.median(batched),
         "latency_min_ms": min(single) * 1e3,
@@ -87,8 +69,10 @@ def measure(target: Target, cfg: BenchConfig, device: torch.device) -> dict[str,
 
 def benchmark(specs: list[str], cfg: BenchConfig, *, log=print) -> list[dict[str, Any]]:
     """Measures every spec (`NAME`, `backbone:NAME`, `mixer:NAME`); returns the rows in order."""
-    if cfg.dtype not in ("float32", "bfloat16"):
-        raise BoxerError(f"--dtype: expected float32 or bfloat16, got {cfg.dtype!r}")
+    if amp_mode(cfg.amp) not in AMP_MODES:
+        raise BoxerError(f"--amp: expected one of {', '.join(AMP_MODES)}, got {cfg.amp!r}")
+    if cfg.flops_per_mac not in (1, 2):
+        raise BoxerError(f"--flops-per-mac: expected 1 or 2, got {cfg.flops_per_mac!r}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise BoxerError(f"--device: {cfg.device} requested but CUDA is not available")
     if cfg.threads:
@@ -123,12 +107,36 @@ def method(cfg: BenchConfig) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "latency": "median of `repeats` timed calls at batch 1 after `warmup` untimed calls",
         "throughput": "batch_size / median seconds of one call at batch_size",
-        "flops": "torch.utils.flop_counter at batch 1, forward; multiply-add = 2 FLOPs",
-        "gmacs": "gflops / 2: a multiply-add counted once (the efficient-ViT deck's and timm's convention)",
+        "flops": f"torch.utils.flop_counter at batch 1, forward; {flop_convention(cfg)}",
+        "gmacs": "multiply-adds (torch.utils.flop_counter's FLOPs / 2), whatever the convention",
         "memory_method": (
             "CUDA: max_memory_allocated; CPU: peak bytes of live aten outputs + weights (lower bound)"
         ),
     }
+
+
+def flop_convention(cfg: BenchConfig) -> str:
+    """The FLOP convention in words, as the table and the report state it."""
+    if cfg.flops_per_mac == 1:
+        return "1 multiply-add = 1 FLOP (torchvision, timm, the papers)"
+    return "1 multiply-add = 2 FLOPs (torch.utils.flop_counter)"
+
+
+def table_head(cfg: BenchConfig) -> str:
+    """The header line and rule of the table; the GFLOPs column names its convention."""
+    mac = "1 MAC = 1 FLOP" if cfg.flops_per_mac == 1 else "1 MAC = 2 FLOPs"
+    titles = [f"{title} ({mac})" if key == "gflops" else title for key, title, _ in COLUMNS]
+    return "| " + " | ".join(titles) + " |\n|" + "|".join("---" for _ in COLUMNS) + "|"
+
+
+def table_note(cfg: BenchConfig) -> str:
+    """The line under the table: how, where and when it was measured."""
+    m = method(cfg)
+    return (
+        f"{m['device']}, amp {m['amp']}, {m['threads']} threads, batch {cfg.batch_size} for throughput "
+        f"and memory; median of {cfg.repeats} runs after {cfg.warmup} warm-up; GFLOPs: "
+        f"{flop_convention(cfg)}; torch {m['torch']}; {m['date']}."
+    )
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -137,15 +145,7 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], cfg: BenchConfig) -> str:
-    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    m = method(cfg)
-    note = (
-        f"\n{m['device']}, {m['dtype']}, {m['threads']} threads, batch {cfg.batch_size} for throughput "
-        f"and memory; "
-        f"median of {cfg.repeats} runs after {cfg.warmup} warm-up; torch {m['torch']}; {m['date']}.\n"
-    )
-    return "\n".join([head, rule, *map(format_row, rows)]) + "\n" + note
+    return "\n".join([table_head(cfg), *map(format_row, rows)]) + "\n\n" + table_note(cfg) + "\n"
 
 
 def write_report(rows: list[dict[str, Any]], cfg: BenchConfig, prefix: str | Path) -> tuple[Path, Path]:

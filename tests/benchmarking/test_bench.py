@@ -8,9 +8,10 @@ import json
 import torch
 import torch.nn.functional as F
 
-from boxer.benchmarking import BenchConfig, benchmark
+from boxer.benchmarking import BenchConfig, benchmark, markdown_table
 from boxer.benchmarking.flops import count_flops
 from boxer.benchmarking.memory import peak_memory_bytes
+from boxer.benchmarking.runner import method
 from boxer.benchmarking.timing import median_seconds
 from boxer.cli.main import main
 
@@ -50,6 +51,7 @@ def test_benchmark_rows() -> None:
     cfg = BenchConfig(
         image_size=28, batch_size=2, warmup=0, repeats=1, mixer_dim=16, mixer_size=7, mixer_heads=2
     )
+    cfg.flops_per_mac = 2  # torch.utils.flop_counter's convention (the default counts a multiply-add once)
     rows = benchmark(["resnet_fm", "backbone:vit_fm", "mixer:window_shifted"], cfg, log=lambda _: None)
     assert [r["kind"] for r in rows] == ["classifier", "backbone", "mixer"]
     for r in rows:
@@ -87,6 +89,38 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys) -> None:
     report = json.loads(prefix.with_suffix(".json").read_text())
     assert report["method"]["repeats"] == 1 and len(report["rows"]) == 3
     assert "| mixer:conv3x3 |" in prefix.with_suffix(".md").read_text()
+
+
+def test_default_flops_count_a_multiply_add_once() -> None:
+    cfg = BenchConfig(image_size=28, batch_size=1, warmup=0, repeats=1, memory=False)
+    (row,) = benchmark(["resnet_fm"], cfg, log=lambda _: None)
+    assert row["gflops"] == row["gmacs"]
+    assert (
+        "1 MAC = 1 FLOP" in markdown_table([row], cfg) and "1 multiply-add = 1 FLOP" in method(cfg)["flops"]
+    )
+    cfg.flops_per_mac = 2
+    assert "1 MAC = 2 FLOPs" in markdown_table([row], cfg)
+
+
+def test_resnet50_reads_like_torchvision() -> None:
+    """ResNet-50 at 224: 4.1 GFLOPs as torchvision's model card counts them (a multiply-add once)."""
+    from torchvision.models import ResNet50_Weights
+
+    cfg = BenchConfig(batch_size=1, warmup=0, repeats=1, memory=False)
+    (row,) = benchmark(["resnet50"], cfg, log=lambda _: None)
+    assert abs(row["gflops"] - ResNet50_Weights.IMAGENET1K_V1.meta["_ops"]) < 0.05  # 4.09 in both
+
+
+def test_cli_prints_the_table_once(tmp_path, capsys) -> None:
+    argv = ["bench", "--mixers", "conv3x3", "--mixer-dim", "8", "--mixer-size", "7", "--batch-size", "1",
+            "--warmup", "0", "--repeats", "1", "--no-memory", "--out", str(tmp_path / "t")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("| mixer:conv3x3 |") == 1 and out.count("| model |") == 1
+    assert "GFLOPs (1 MAC = 1 FLOP)" in out and "1 multiply-add = 1 FLOP" in out
+    assert main([*argv, "--flops-per-mac", "2", "--dtype", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    assert "GFLOPs (1 MAC = 2 FLOPs)" in out and "amp bf16" in out
 
 
 def test_cli_errors(capsys) -> None:
