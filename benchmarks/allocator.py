@@ -100,10 +100,9 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"meta": meta, "runs": records, "median": summary}, indent=1) + "\n")
-    os.replace(tmp_out, out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(out, json.dumps({"meta": meta, "runs": records, "median": summary}, indent=1) + "\n")
     print(f"wrote {out}")
 
 

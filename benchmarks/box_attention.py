@@ -1,8 +1,9 @@
 """Box-attention op: our CPU path vs the per-level grid_sample formulation (and Triton on a GPU).
 
-Shapes (issue #3), B=2, H=8, D=32, levels 64^2, 32^2, 16^2, 8^2 (a 512x512 image), m=2:
+Shapes (docs/ops.md, "Benchmark"), B=2, H=8, D=32, levels 64^2, 32^2, 16^2, 8^2 (a 512x512 image), m=2:
 
-- `encoder`: Q = all 5,440 tokens, each with a window of 4 cells of its own level (spec 4.x);
+- `encoder`: Q = all 5,440 tokens, each with a window of 4 cells of its own level (docs/boxer2d.md,
+  `neck.py`);
 - `decoder`: Q = 300 random proposals.
 
 Windows get the module's initial offsets (shift/grow by U(0,1)/8), weights a softmax per head.
@@ -317,10 +318,9 @@ def main() -> None:
         gpu=gpu_note,
         rows=rows,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 
 

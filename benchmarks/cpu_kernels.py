@@ -100,10 +100,9 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "threads": a.threads,
         "torch": torch.__version__, "attention": attention, "adamw": adamw,
     }  # fmt: skip
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, a.out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(a.out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {a.out}")
 
 

@@ -25,11 +25,11 @@ Contenders, all with 80 COCO classes (torchvision: 80 + background) and no downl
   resized.
 - `deformable_detr`: HF `DeformableDetrForObjectDetection(DeformableDetrConfig(num_labels=80))`,
   a timm ResNet-50 with random init (`use_pretrained_backbone=False`, frozen BN), 6+6 layers,
-  300 queries, single-stage (the HF default, and the setting of issue #4's reference figures);
+  300 queries, single-stage (the HF default, and the setting of the reference figures in docs/boxer2d.md);
   `deformable_detr_2stage`: `two_stage=True, with_box_refine=True`, closest to BoxeR's two-stage
   proposals (not in the default list, to keep the run short: add it with `--contenders`).
 - `boxer2d_r50_frozen2`, `boxer2d_r50_mask_frozen2` (optional): BoxeR with the stem and layer1
-  frozen, the backbone work of the anchors' training recipes (the spec's BoxeR trains all stages).
+  frozen, the backbone work of the anchors' training recipes (the paper's BoxeR trains all stages).
 
 torchvision's `*_resnet50_fpn(weights=None, weights_backbone=None)` silently switches to trainable
 BatchNorm and 5 trainable stages when no weights are given, so the COCO recipe is rebuilt here
@@ -103,7 +103,7 @@ class Boxer:
         import boxer
 
         # `_frozen2`: stem + layer1 frozen, as the anchors' recipes (HF Deformable DETR freezes all but
-        # layer2-4 of its ResNet; torchvision trains 3 stages); the spec's BoxeR trains every stage.
+        # layer2-4 of its ResNet; torchvision trains 3 stages); the paper's BoxeR trains every stage.
         frozen = name.endswith("_frozen2")
         kw = {"backbone_kwargs": {"frozen_stages": 2}} if frozen else {}
         self.model = boxer.create_model(name.removesuffix("_frozen2"), num_classes=NUM_CLASSES, **kw)
@@ -415,10 +415,9 @@ def main() -> None:
         "time (robust on a shared machine with --threads 1); CPU timings on a shared machine are noisy",
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": results, "ratios": rats}, indent=1) + "\n")
-    os.replace(tmp, out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(out, json.dumps({"meta": meta, "results": results, "ratios": rats}, indent=1) + "\n")
     print(f"\nwrote {out}")
 
 

@@ -59,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         "load": os.getloadavg(),
     }  # fmt: skip
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -34,14 +34,11 @@ CONFIG = "config.json"
 VERSIONS = "checkpoints"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Writes `text` to a temporary sibling, fsyncs it, then renames it over `path`."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """`text` (UTF-8) written atomically by `boxer.data.io.atomic_write_bytes`, the one atomic writer."""
+    from boxer.data.io import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _fsync_dir(path: Path) -> None:

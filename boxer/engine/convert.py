@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
 from boxer.data.coco_categories import COCO_CAT_IDS, COCO_NAMES
+from boxer.data.io import atomic_write_bytes
 from boxer.engine.checkpoint import CONFIG, WEIGHTS, atomic_write_text
 from boxer.engine.config import TrainConfig
 from boxer.errors import BoxerError
@@ -174,9 +175,6 @@ def _classes(mode: str, num_classes: int, path: str | Path) -> tuple[list[int], 
 
 
 def _write(out: Path, weights: dict[str, Tensor], config: dict[str, Any]) -> None:
-    """Writes the weights, then the config (each through a temporary name and a rename)."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(weights, str(tmp), metadata={"format": "pt"})
-    tmp.replace(out / WEIGHTS)
+    """Writes the weights, then the config (each atomically: a temporary name, then a rename)."""
+    atomic_write_bytes(out / WEIGHTS, safetensors_bytes(weights, metadata={"format": "pt"}))
     atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
+from timm.models import swin_transformer as timm_swin
 from torch import Tensor, nn
 
 from boxer.layers.mixers.core import AttentionCore, pair
@@ -24,17 +25,14 @@ from boxer.layers.mixers.positions import relative_position_index
 
 
 def window_partition(x: Tensor, win_h: int, win_w: int) -> Tensor:
-    """Tensor[B, H, W, C] -> Tensor[B*nW, win_h*win_w, C] (windows row-major)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // win_h, win_h, W // win_w, win_w, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, win_h * win_w, C)
+    """Tensor[B, H, W, C] -> Tensor[B*nW, win_h*win_w, C] (windows row-major): timm's, flattened."""
+    return timm_swin.window_partition(x, (win_h, win_w)).flatten(1, 2)
 
 
 def window_reverse(windows: Tensor, win_h: int, win_w: int, height: int, width: int) -> Tensor:
-    """Tensor[B*nW, win_h*win_w, C] -> Tensor[B, H, W, C]."""
-    C = windows.shape[-1]
-    x = windows.view(-1, height // win_h, width // win_w, win_h, win_w, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, C)
+    """Tensor[B*nW, win_h*win_w, C] -> Tensor[B, H, W, C]: timm's."""
+    windows = windows.view(-1, win_h, win_w, windows.shape[-1])  # B*nW, win_h, win_w, C
+    return timm_swin.window_reverse(windows, (win_h, win_w), height, width)
 
 
 def shifted_window_mask(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torchvision
 from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
@@ -82,22 +81,15 @@ class TorchvisionResNet(Backbone):
 
 
 def _load_state_dict(path: str) -> dict[str, Tensor]:
-    """Loads a plain state dict without unpickling arbitrary objects."""
-    import pickle
-
-    from safetensors import SafetensorError
+    """A plain state dict, by `boxer.engine.checkpoint.load_weights_file` (the one weight loader:
+    .safetensors, tensor-only .pt/.pth, a checkpoint directory; nothing arbitrary is unpickled)."""
+    from boxer.engine.checkpoint import load_weights_file
 
     try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, SafetensorError, pickle.UnpicklingError) as err:
-        reason = " ".join(str(err).split())[:300]
+        return load_weights_file(path)
+    except BoxerError as err:
+        reason = " ".join(str(err).removeprefix(f"{path}: ").split())[:300]
         raise BoxerError(f"{path}: cannot load backbone weights ({reason})") from None
-    return state.get("model", state) if isinstance(state, dict) else state
 
 
 @register_backbone

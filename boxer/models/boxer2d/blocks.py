@@ -1,6 +1,6 @@
 """Small building blocks of the BoxeR-2D transformer and heads.
 
-BoxeR (Nguyen et al., CVPR 2022), spec sections 4.3-4.5: the ReLU FFN of every layer (dropout 0),
+BoxeR (Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files"): the ReLU FFN of every layer (dropout 0),
 the decoder's query self-attention and the MLPs of the prediction heads.
 
 Deviation: self-attention is our own projection + `scaled_dot_product_attention` rather than
@@ -18,7 +18,8 @@ from boxer.layers.sdpa import scaled_dot_product_attention
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN `dim -> hidden -> dim` with ReLU (spec 4.3: 256 -> 1024 -> 256).
+    """Position-wise FFN `dim -> hidden -> dim` with ReLU (256 -> 1024 -> 256 in the R50 / R101 variants,
+    docs/boxer2d.md "Variants").
 
     Args:
         dim: input and output width.
@@ -83,7 +84,7 @@ class MLP(nn.Module):
         hidden: hidden width.
         out_dim: output width.
         num_layers: number of Linears.
-        zero_last: zero-initialise the last Linear (spec 4.4 / 4.5 box heads).
+        zero_last: zero-initialise the last Linear (the box heads, as Deformable DETR does).
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class MLP(nn.Module):
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """The clamped logit function of Deformable DETR / BoxeR (spec 4.4): log(x / (1 - x))."""
+    """The clamped logit function of Deformable DETR / BoxeR: log(x / (1 - x)); not `torch.logit`
+    at the clamp (tests/layers/test_same_as_dependency.py)."""
     x = x.clamp(0, 1)
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))

@@ -22,32 +22,12 @@ from torch import Tensor, nn
 
 from boxer.errors import BoxerError
 from boxer.models.backbones.base import Backbone
+from boxer.models.boxer2d.blocks import MLP
 from boxer.models.boxer2d.neck import level_masks
 from boxer.models.boxer2d.postprocess import boxes_to_original
 from boxer.models.boxer2d.targets import normalise_targets
 from boxer.models.detr.criterion import DETRCriterion
 from boxer.models.detr.transformer import DETRTransformer
-
-
-class MLP(nn.Module):
-    """`num_layers` Linears with ReLU between them (the box head: d -> d -> d -> 4).
-
-    Args:
-        in_dim: input width.
-        hidden_dim: width of the hidden layers.
-        out_dim: output width.
-        num_layers: Linear layers.
-    """
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, *, num_layers: int = 3) -> None:
-        super().__init__()
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x) if i == len(self.layers) - 1 else layer(x).relu()
-        return x
 
 
 class DETR(nn.Module):
