@@ -66,8 +66,9 @@ from boxer.errors import BoxerError  # noqa: E402
 from boxer.layers import list_mixers  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "fashion_mnist.json"
-ABLATION = ("mhsa", "mhsa_qr", "mhsa_abs")  # BoTNet deck: qk, qr, qk + abs (bot_fm is qk + qr)
-DECK_FAMILIES = ("emsnet_fm", "mat_fm", "partialformer_fm")  # the efficient-ViT deck's (models/efficient.py)
+ABLATION = ("mhsa", "mhsa_qr", "mhsa_abs")  # BoTNet's position ablation: qk, qr, qk + abs (bot_fm is qk + qr)
+# the efficient-ViT deck's families (docs/zoo.md, models/efficient.py)
+DECK_FAMILIES = ("emsnet_fm", "mat_fm", "partialformer_fm")
 TARGET_TOP1, TARGET_MINUTES = 93.0, 10.0
 BUDGET_KEYS = ("batch_size", "lr", "amp", "threads", "seed", "limit_train", "val_size")
 

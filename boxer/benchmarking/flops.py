@@ -5,9 +5,9 @@ kernel `aten._scaled_dot_product_flash_attention_for_cpu` that `F.scaled_dot_pro
 on CPU; we register it with torch's own SDPA formula, so attention FLOPs do not depend on the device.
 Box-attention's custom op registers its formula in `boxer.ops.library`. Other ops (grid_sample,
 softmax, norms, element-wise) count zero, as in torch's counter. A "FLOP" is one multiply or one add:
-a multiply-accumulate is 2 FLOPs (torch's convention; GFLOPs = 2 x GMACs). The papers of the
-efficient-ViT deck and timm count a multiply-add once, so their "GFLOPs" are our GMACs; `boxer bench`
-reports both columns.
+a multiply-accumulate is 2 FLOPs (torch's convention; `count_flops` returns that). torchvision, timm
+and most vision papers count a multiply-add once; `boxer bench` reports that by default
+(`boxer.benchmarking.runner`, docs/zoo.md "Efficiency table").
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def run_mixer(args: argparse.Namespace) -> int:
 def _add_spectrum(viz) -> None:
     p = viz.add_parser(
         "spectrum",
-        help="amplitude spectra of feature maps and attention redundancy of classifiers (efficient-ViT deck)",
+        help="amplitude spectra of feature maps and attention redundancy of classifiers (docs/viz.md)",
         description="OUT/spectrum.png: per model, the relative log amplitude of every block's feature map "
         "against frequency (0 .. pi) and the high-frequency share per block; OUT/similarity.png: the mean "
         "cosine similarity between different queries' attention per attention layer; OUT/spectrum.json. "

@@ -1,10 +1,10 @@
 """CPU allocator tuning: keep glibc malloc from returning large blocks to the OS after every step.
 
 Under glibc's defaults, tensors above the (dynamic) mmap threshold are mmapped and unmapped on every
-allocation, so each training step page-faults its activations in again, and freed heap tops are
-trimmed. `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736` (no mmap, trim only above 64 GiB)
-keeps the memory in the heap: measured in issue #4, 1.4-3.7x faster CPU steps, at the price of a
-resident size that stays at its peak.
+allocation, so each training step page-faults its activations in again, and freed heap tops are trimmed.
+`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736` (no mmap, trim only above 64 GiB) keeps the memory
+in the heap: measured by benchmarks/allocator.py (docs/training.md, "CPU allocator"), 1.4-3.7x faster CPU
+steps, at the price of a resident size that stays at its peak.
 
 Decision: the `boxer` CLI re-executes itself once, before importing torch, with those two
 variables set, for the heavy commands (train, eval, predict, bench). glibc reads them only at

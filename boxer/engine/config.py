@@ -1,9 +1,9 @@
 """Training configuration: one flat dataclass, Python presets, `--set key=value` overrides.
 
-The recipe defaults follow the BoxeR-2D training recipe (BOXER_SPEC.md §5.2: AdamW, lr 2e-4,
-backbone 2e-5, `linear_box` 0.1x, wd 1e-4, eps 1e-9, clip 0.1). Presets live in `configs/*.py`
-as a module-level `CONFIG = dict(...)`; precedence is defaults < preset < CLI flags < `--set`.
-Model keywords are set with a `model.` prefix (`--set model.num_queries=100`) and passed to
+The recipe defaults follow the BoxeR-2D training recipe (BoxeR, Nguyen et al., CVPR 2022; docs/training.md,
+"Configuration": AdamW, lr 2e-4, backbone 2e-5, `linear_box` 0.1x, wd 1e-4, eps 1e-9, clip 0.1). Presets
+live in `configs/*.py` as a module-level `CONFIG = dict(...)`; precedence is defaults < preset < CLI flags <
+`--set`. Model keywords are set with a `model.` prefix (`--set model.num_queries=100`) and passed to
 `boxer.create_model` unchanged. The resolved config is saved as JSON in the run directory.
 """
 

@@ -1,4 +1,5 @@
-"""Optimiser and LR schedule of the BoxeR-2D recipe (BOXER_SPEC.md §5.2).
+"""Optimiser and LR schedule of the BoxeR-2D recipe (BoxeR, Nguyen et al., CVPR 2022; docs/training.md,
+"Configuration").
 
 AdamW (betas 0.9/0.999, eps 1e-9, weight decay on every parameter, as in the official code) with
 three groups: backbone at `lr_backbone` (2e-5), BoxeR's window-offset Linears (`linear_box` in the

@@ -1,4 +1,4 @@
-"""Box-attention module (BoxeR, Nguyen et al., CVPR 2022; spec sections 1.2-1.3 and 3).
+"""Box-attention module (BoxeR, Nguyen et al., CVPR 2022; docs/ops.md, "Modules").
 
 `BoxAttention` owns the projections around the functional op `boxer.ops.box_attention`: the value
 projection (padded tokens zeroed), the attention-logit Linear (softmax per head over all
@@ -7,12 +7,12 @@ the fixed 1/8 rule and a ReLU on the size; its parameter names contain `linear_b
 engine trains at 0.1x LR), and the output projection. Init as the official code: logits W=0, b=0;
 offsets W=0, b~U(0,1); value/output xavier_uniform with zero bias.
 
-Rotation (section 3, BoxeR-3D): with `with_rotation=True` the offset Linear predicts a fifth
-number per head and level, the angle in turns θ = (θ̂_ref + δθ/16)·2π, where θ̂_ref is the
-reference window's fifth component (0 when it has none). Without `with_rotation`, a reference
-window's fifth component is used as a fixed angle (θ̂·2π, the encoder's per-head angles).
-Deviation: with angles, valid ratios scale the box centre and size before the rotation (exact
-when ρ_w = ρ_h; the official 3D model has no padding, hence no valid ratios).
+Rotation (the paper's BoxeR-3D; docs/ops.md, `angles`): with `with_rotation=True` the offset Linear predicts
+a fifth number per head and level, the angle in turns θ = (θ̂_ref + δθ/16)·2π, where θ̂_ref is the reference
+window's fifth component (0 when it has none). Without `with_rotation`, a reference window's fifth component
+is used as a fixed angle (θ̂·2π, the encoder's per-head angles). Deviation: with angles, valid ratios scale
+the box centre and size before the rotation (exact when ρ_w = ρ_h; the official 3D model has no padding,
+hence no valid ratios).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from boxer.ops import box_attention
 def transform_windows(
     ref_windows: Tensor, offsets: Tensor, *, offset_scale: float = 0.125, angle_scale: float = 1 / 16
 ) -> tuple[Tensor, Tensor | None]:
-    """Applies the where-to-attend offsets to reference windows (spec 1.2 step 3, section 3).
+    """Applies the where-to-attend offsets to reference windows (and, with rotation, angles).
 
     Args:
         ref_windows: Tensor[B, Q, 1 or H, 1, C], C = 4 (cx, cy, w, h) or 5 (+ angle in turns, [0, 1]).
@@ -54,7 +54,7 @@ def transform_windows(
 
 
 def apply_valid_ratios(boxes: Tensor, valid_ratios: Tensor | None) -> Tensor:
-    """Maps boxes normalised to the valid image onto each level's padded map (spec 1.2 step 5).
+    """Maps boxes normalised to the valid image onto each level's padded map.
 
     Args:
         boxes: Tensor[B, Q, H, L, 4] (cx, cy, w, h) in valid-normalised coordinates.
@@ -75,7 +75,7 @@ class WindowAttentionBase(nn.Module):
         num_levels: feature levels T.
         grid_size: side m of each head's sampling grid.
         num_logits: attention logits per head and level.
-        with_rotation: predict an angle offset per head and level (spec section 3).
+        with_rotation: predict an angle offset per head and level (the paper's rotated boxes).
         offset_scale: factor of the window offsets (1/8).
         angle_scale: factor of the angle offset in turns (1/16).
         backend: forced op backend (None: `boxer.ops` dispatch).

@@ -1,4 +1,4 @@
-"""Instance-attention module (BoxeR, Nguyen et al., CVPR 2022; spec section 2).
+"""Instance-attention module (BoxeR, Nguyen et al., CVPR 2022; docs/ops.md, `instance_attention`).
 
 Same where-to-attend as `BoxAttention` (offset Linear `linear_box`, 1/8 rule, ReLU, init), a
 14 x 14 grid, and coarse attention logits: one 2 x 2 block per head and level (`linear_attention`

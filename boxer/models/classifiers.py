@@ -5,7 +5,7 @@ Registered variants (`boxer.list_models()`):
 | name | backbone | input | notes |
 |---|---|---|---|
 | `resnet50` | ResNet-50 (MixerResNet, torchvision layout) | 224, RGB | 25.6M params |
-| `bot50` | BoTNet-50: `mhsa_rel` in all c5 blocks | 224, RGB | 20.9M params (deck: 20.8M) |
+| `bot50` | BoTNet-50: `mhsa_rel` in all c5 blocks | 224, RGB | 20.9M params (paper: 20.8M) |
 | `hybrid50` | ResNet-50, `mixer=` in `mixer_stages=` (default window, c4+c5) | 224, RGB | |
 | `vit_s16`, `vit_ti16` | ViT-S/16, ViT-Ti/16 (GAP, no class token) | 224, RGB | |
 | `swin_t` | Swin-T | 224, RGB | |
@@ -137,7 +137,8 @@ def resnet50(**overrides: Any) -> ImageClassifier:
 
 @register_model
 def bot50(**overrides: Any) -> ImageClassifier:
-    """BoTNet-50 (Srinivas et al., 2021); `mixer=` runs the deck's ablation (mhsa, mhsa_qr, mhsa_abs)."""
+    """BoTNet-50 (Srinivas et al., 2021); `mixer=` runs the paper's position ablation (mhsa, mhsa_qr,
+    mhsa_abs)."""
     return _create("bot50", last_index=4, **_imagenet(overrides))
 
 

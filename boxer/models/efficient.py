@@ -1,5 +1,6 @@
-"""Image classifiers on the efficient-ViT deck's backbones (`backbones/efficient.py`): 224-pixel RGB
-variants for the deck's tables and 28-pixel gray variants for Fashion-MNIST.
+"""Image classifiers on the efficient-ViT deck's backbones (`backbones/efficient.py`; docs/zoo.md, "The
+efficient-ViT deck beside ours"): 224-pixel RGB variants for the deck's tables and 28-pixel gray variants
+for Fashion-MNIST.
 
 | name | backbone | input |
 |---|---|---|

@@ -1,11 +1,11 @@
 """Mask R-CNN (He et al., ICCV 2017) and Faster R-CNN (Ren et al., NeurIPS 2015) with an FPN
 (Lin et al., CVPR 2017) over any boxer backbone, e.g. BoTNet-50 or ResNet-18.
 
-The BoTNet deck evaluates BoT50 inside Mask R-CNN; this wraps torchvision's `MaskRCNN` / `FasterRCNN`
-(RPN, RoIAlign, box and mask heads, losses, post-processing) around `create_backbone(name,
-out_indices=(1, 2, 3, 4))` plus torchvision's `FeaturePyramidNetwork` (P2-P5 and a max-pooled P6),
-and speaks the detector protocol of docs/CONTRACTS.md so that `boxer train --model maskrcnn_bot50`
-(or `fasterrcnn_r18_fpn`), `boxer eval` and `boxer predict` work:
+BoTNet (Srinivas et al., CVPR 2021) evaluates BoT50 inside Mask R-CNN; this wraps torchvision's `MaskRCNN` /
+`FasterRCNN` (RPN, RoIAlign, box and mask heads, losses, post-processing) around `create_backbone(name,
+out_indices=(1, 2, 3, 4))` plus torchvision's `FeaturePyramidNetwork` (P2-P5 and a max-pooled P6), and
+speaks the detector protocol of docs/CONTRACTS.md so that `boxer train --model maskrcnn_bot50` (or
+`fasterrcnn_r18_fpn`), `boxer eval` and `boxer predict` work:
 
 - `forward(images, pad_mask, targets)` (training): weighted losses `loss_classifier`, `loss_box_reg`,
   `loss_mask` (Mask R-CNN only), `loss_objectness`, `loss_rpn_box_reg` and their sum `loss`;

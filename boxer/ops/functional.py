@@ -1,9 +1,9 @@
 """Public box-attention and instance-attention ops (BoxeR, Nguyen et al., CVPR 2022).
 
-`box_attention` is spec section 1.2 steps 4-7 (without the projections); `instance_attention`
-is the section 2.1 form (coarse 2x2 logits, spatial softmax for the output, level softmax for the
-mask features). Both turn boxes into sampling locations (`geometry.py`) and hand them to one
-shared core, `boxer::box_attention_core` (`library.py`), which dispatches to a backend.
+`box_attention` is the paper's box-attention without the projections (docs/ops.md, `box_attention`);
+`instance_attention` is the paper's instance-attention (coarse 2x2 logits, spatial softmax for the output,
+level softmax for the mask features). Both turn boxes into sampling locations (`geometry.py`) and hand them
+to one shared core, `boxer::box_attention_core` (`library.py`), which dispatches to a backend.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def instance_attention(
     return_mask_features: bool = True,
     backend: str | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Instance-attention (spec section 2.1): box-attention output plus per-cell mask features.
+    """Instance-attention (docs/ops.md, `instance_attention`): box-attention output plus per-cell mask
+    features.
 
     The coarse logits (one 2 x 2 block per head and level) are repeated over the four
     (g/2 x g/2) quadrants of a g x g grid. A softmax per head over all L*g*g entries weights the

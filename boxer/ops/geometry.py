@@ -1,6 +1,6 @@
 """Where box-attention samples: cell-centre grids of (optionally rotated) boxes.
 
-BoxeR (Nguyen et al., CVPR 2022), spec section 1.2 step 4 and section 3: the m x m sampling points
+BoxeR (Nguyen et al., CVPR 2022; docs/ops.md, `box_attention`): the m x m sampling points
 are the centres of the cells that tile the box, u_k = (k + 1/2)/m - 1/2; with an angle the centred
 offsets are rotated by [[cos, -sin], [sin, cos]] about the box centre (the BoxeR-3D form).
 Shared by every backend and by instance-attention.

@@ -1,4 +1,5 @@
-"""Pure-PyTorch reference of box-attention (BoxeR, Nguyen et al., CVPR 2022, spec section 1.2).
+"""Pure-PyTorch reference of box-attention (BoxeR, Nguyen et al., CVPR 2022;
+docs/ops.md, `box_attention`).
 
 One `grid_sample` per level (bilinear, zero padding, align_corners=False), as in the official
 test `tests/box_attn_test.py`. Always available; the fast paths are checked against it. It works

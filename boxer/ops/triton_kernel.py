@@ -1,11 +1,11 @@
 """Fused Triton kernels of the box-attention core, forward and backward.
 
-One program handles BLOCK_Q queries of one (batch, head) pair and all D channels. It walks the
-points and levels, computes each point's bilinear corners in registers, loads the corner rows of
-the flattened value (B, S, H, D) and accumulates weight x sample, so the sampled tensor is never
-materialised (the scheme of the official CUDA kernel, spec section 1.5). The backward recomputes
-the corners, takes the dot products g . V(corner) for the location and weight gradients, and adds
-weight x g into the value gradient with atomic adds.
+One program handles BLOCK_Q queries of one (batch, head) pair and all D channels. It walks the points and
+levels, computes each point's bilinear corners in registers, loads the corner rows of the flattened value
+(B, S, H, D) and accumulates weight x sample, so the sampled tensor is never materialised (the scheme of the
+official CUDA kernel, github.com/kienduynguyen/BoxeR; docs/ops.md, "Backends"). The backward recomputes the
+corners, takes the dot products g . V(corner) for the location and weight gradients, and adds weight x g
+into the value gradient with atomic adds.
 
 Importing this module imports triton: `boxer.ops.dispatch` only does so when the Triton backend
 was chosen. On the CPU the kernels run under the Triton interpreter (TRITON_INTERPRET=1, set

@@ -1,12 +1,13 @@
-"""Frequency analyses of feature maps and attention, as in the efficient-ViT deck.
+"""Frequency analyses of feature maps and attention, as in the efficient-ViT deck (docs/zoo.md, "The
+efficient-ViT deck beside ours"; docs/viz.md).
 
 - Amplitude spectrum (the deck's ViT / ConvNeXt / EMS comparison, after Park and Kim, "How do vision
-  transformers work?", ICLR 2022): the 2-D FFT of each channel of a feature map, its amplitude
-  averaged over channels and images, centred (`fftshift`) and taken as a log. The curve is the
-  relative log amplitude along the diagonal from the centre (frequency 0) to the corner (pi):
-  log A(f) - log A(0); a layer that weakens high frequencies falls faster.
-- Attention redundancy (PartialFormer deck): the mean cosine similarity <a_i, a_j> / (|a_i| |a_j|),
-  i != j, between the attention rows of different queries, per head and window, averaged.
+transformers work?", ICLR 2022): the 2-D FFT of each channel of a feature map, its amplitude averaged over
+channels and images, centred (`fftshift`) and taken as a log. The curve is the relative log amplitude along
+the diagonal from the centre (frequency 0) to the corner (pi): log A(f) - log A(0); a layer that weakens
+high frequencies falls faster. - Attention redundancy (the deck's PartialFormer motivation): the mean cosine
+similarity <a_i, a_j> / (|a_i| |a_j|), i != j, between the attention rows of different queries, per head and
+window, averaged.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_benchmark_rows() -> None:
     for r in rows:
         assert r["params_m"] > 0 and r["gflops"] > 0 and r["latency_ms"] > 0 and r["throughput"] > 0
         assert r["peak_mem_mib"] > 0
-        assert r["gmacs"] == r["gflops"] / 2  # a multiply-add once (the efficient-ViT deck's convention)
+        assert r["gmacs"] == r["gflops"] / 2  # a multiply-add once (the papers' convention)
 
 
 def test_cli_writes_markdown_and_json(tmp_path, capsys) -> None:

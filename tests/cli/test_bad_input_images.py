@@ -1,4 +1,4 @@
-"""Bad images and output paths through the CLI (issue 11): every case exits non-zero with one line
+"""Bad images and output paths through the CLI: every case exits non-zero with one line
 naming the file or flag, no traceback, and nothing lost (inputs byte-identical, nothing half made)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Bad input to `boxer train` / `boxer eval`: one line naming the file or field, no traceback, a
-non-zero exit, and nothing lost or half-written (issue #11)."""
+non-zero exit, and nothing lost or half-written."""
 
 from __future__ import annotations
 

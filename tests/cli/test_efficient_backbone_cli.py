@@ -1,4 +1,5 @@
-"""`boxer train` with an efficient-ViT deck backbone in BoxeR-2D (`--set model.backbone=...`)."""
+"""`boxer train` with an efficient-ViT deck backbone (docs/zoo.md) in BoxeR-2D (`--set
+model.backbone=...`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`boxer predict VIDEO` (issue 14, item 4): an annotated video with one frame per processed frame
+"""`boxer predict VIDEO` (docs/training.md): an annotated video with one frame per processed frame
 (`--every`), one JSON line of detections per processed frame, and one-line refusals that leave
 nothing behind (a corrupt video, an unknown suffix, videos mixed with images, a missing extra)."""
 

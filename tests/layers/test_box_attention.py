@@ -1,5 +1,5 @@
-"""BoxAttention module: init (spec 1.3), the 1/8 window rule, per-head windows, valid ratios,
-padding mask, rotation (spec section 3) and the parameter-name marker of the offset Linear."""
+"""BoxAttention module (docs/ops.md, "Modules"): init, the 1/8 window rule, per-head windows, valid ratios,
+padding mask, rotation and the parameter-name marker of the offset Linear."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""InstanceAttention module (spec section 2): coarse logits, both softmaxes, mask features."""
+"""InstanceAttention module (docs/ops.md, `instance_attention`): coarse logits, both softmaxes, mask
+features."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The efficient-ViT deck's classifiers: parameter counts against the deck's tables (within 10% where
-docs/zoo.md claims it), the Fashion-MNIST variants train a step, the detection feature API."""
+"""The efficient-ViT deck's classifiers: parameter counts against the deck's tables (docs/zoo.md) (within
+10% where docs/zoo.md claims it), the Fashion-MNIST variants train a step, the detection feature API."""
 
 from __future__ import annotations
 

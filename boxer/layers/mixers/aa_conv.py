@@ -1,5 +1,5 @@
 """Attention-augmented convolution (Bello et al., "Attention Augmented Convolutional Networks",
-ICCV 2019; the attention lecture `../shared/seeds/003_*.txt`).
+ICCV 2019; docs/zoo.md, "Token mixers").
 
 The output is the concatenation of a k x k convolution's channels and multi-head self-attention
 channels: AAConv(X) = Concat[Conv(X), MHA(X)], with 2-D relative position logits (q . (R_h[y_j - y_i] +

@@ -1,4 +1,5 @@
-"""Non-attention token mixers, the baselines of the efficient-ViT deck's tables.
+"""Non-attention token mixers, the baselines of the efficient-ViT deck's tables
+(docs/zoo.md, "The efficient-ViT deck beside ours").
 
 - `ConvMixer`: a dense k x k convolution (ResNet's 3x3).
 - `DepthwiseConvMixer`: a depthwise k x k convolution (ConvNeXt's 7x7, Liu et al., CVPR 2022).

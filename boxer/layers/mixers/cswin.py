@@ -1,5 +1,5 @@
 """Cross-shaped window attention (Dong et al., "CSWin Transformer", CVPR 2022), the "(d)
-cross-shaped window" pattern of the efficient-ViT deck `../shared/seeds/004_*.txt`.
+cross-shaped window" pattern of the efficient-ViT deck (docs/zoo.md, "The efficient-ViT deck beside ours").
 
 The heads are split in two halves: the first half attends within horizontal stripes (`stripe_width`
 rows, the full width), the second within vertical stripes (`stripe_width` columns, the full height),

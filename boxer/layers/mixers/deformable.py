@@ -1,5 +1,6 @@
-"""Deformable attention, DAT-style (Xia et al., "Vision Transformer with Deformable Attention", CVPR
-2022), the "(e) deformable attention" pattern of the efficient-ViT deck `../shared/seeds/004_*.txt`.
+"""Deformable attention, DAT-style (Xia et al., "Vision Transformer with Deformable Attention", CVPR 2022),
+the "(e) deformable attention" pattern of the efficient-ViT deck (docs/zoo.md, "The efficient-ViT deck
+beside ours").
 
 Reference points form a grid with one point per `stride` x `stride` cell (at the cell centres). An
 offset network reads the queries (depthwise k x k conv with the grid's stride, GELU, 1x1 conv to two

@@ -1,5 +1,5 @@
-"""EMS: efficient multi-scale spatial interactions (EMSNet, the efficient-ViT deck
-`../shared/seeds/004_*.txt`, "Proposed Networks").
+"""EMS: efficient multi-scale spatial interactions (EMSNet, the efficient-ViT deck's
+"Proposed Networks"; docs/zoo.md, "The efficient-ViT deck beside ours").
 
 The map is seen at several scales at once. Each scale p is a depthwise patch embedding (kernel =
 stride = p); the finer coarse map is mixed by convolution-based MHSA (C-MHSA: each token attends

@@ -1,6 +1,6 @@
 """Local (sliding-window) self-attention: each query attends to the k x k neighbourhood around it.
 
-The "local attention" of the lecture decks (Parmar et al., Image Transformer, 2018; Ramachandran et
+Local attention as in Parmar et al., Image Transformer, 2018; Ramachandran et
 al., "Stand-Alone Self-Attention in Vision Models", 2019; Hu et al., Local Relation Networks, 2019),
 with a learned relative position bias per head and neighbourhood offset. Keys beyond the border are
 masked (not zero-padded into the softmax), so every query sees only real neighbours. Works at any

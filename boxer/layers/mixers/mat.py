@@ -1,5 +1,5 @@
 """MAT attention: window attention whose windows exchange information by mixing abstract tokens
-(the efficient-ViT deck `../shared/seeds/004_*.txt`, "Mixing Abstract Tokens").
+(the efficient-ViT deck's "Mixing Abstract Tokens"; docs/zoo.md, "The efficient-ViT deck beside ours").
 
 1. The map is cut into non-overlapping windows (as Swin's W-MSA, `window.py`), without any shift
    and without `torch.roll`.

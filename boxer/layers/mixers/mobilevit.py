@@ -1,5 +1,5 @@
 """The MobileViT block (Mehta and Rastegari, "MobileViT", ICLR 2022), compared against in the
-efficient-ViT deck's lightweight table `../shared/seeds/004_*.txt`.
+efficient-ViT deck's lightweight table (docs/zoo.md, "The efficient-ViT deck beside ours").
 
 Local representation (k x k conv, then 1x1 conv to the transformer width), global representation
 (unfold the map into p x p patches; the pixels at the same offset inside their patches form one

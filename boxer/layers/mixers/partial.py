@@ -1,5 +1,6 @@
-"""Partial attention: only foreground queries attend fully (PartialFormer, the efficient-ViT deck
-`../shared/seeds/004_*.txt`, "Proposed Partial Attention").
+"""Partial attention: only foreground queries attend fully (PartialFormer, the efficient-ViT deck's
+"Proposed Partial Attention"; what it gives and our choices: docs/zoo.md, "The efficient-ViT deck beside
+ours").
 
 1. Token separation: a context score per token, then Mean() + Sort() + Gather(): the top
    `fg_ratio` of the tokens form the foreground set, the rest the background set.

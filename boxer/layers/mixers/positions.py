@@ -3,7 +3,8 @@
 - `RelativeLogits2d`: BoTNet's split relative encoding (Srinivas et al., 2021, after Bello et al.,
   "Attention Augmented Convolutional Networks"): logit(q_i, k_j) += q_i . (R_h[y_j - y_i] +
   R_w[x_j - x_i]), with separate height and width tables.
-- `AbsoluteLogits2d`: the "qk + q r_abs" ablation of the BoTNet deck: logit(q_i, k_j) += q_i .
+- `AbsoluteLogits2d`: the absolute-position ablation of BoTNet (Srinivas et al., CVPR
+  2021; docs/zoo.md): logit(q_i, k_j) += q_i .
   (P_h[y_j] + P_w[x_j]).
 - `relative_position_index`: Swin's index into a (2Wh-1)(2Ww-1) table of per-head biases.
 

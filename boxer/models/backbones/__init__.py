@@ -32,7 +32,7 @@ def list_backbones(pattern: str = "*") -> list[str]:
 
 # Explicit imports register the backbones. One line per module.
 import boxer.models.backbones.efficient  # noqa: E402,F401  (the efficient-ViT deck's backbones)
-import boxer.models.backbones.hybrid  # noqa: E402,F401  (issue 6: ResNet-50 / BoT50 / hybrid mixers)
-import boxer.models.backbones.swin  # noqa: E402,F401  (issue 6: Swin-style hierarchical)
-import boxer.models.backbones.vit  # noqa: E402,F401  (issue 6: ViT + simple feature pyramid)
+import boxer.models.backbones.hybrid  # noqa: E402,F401  (ResNet-50 / BoT50 / hybrid mixers)
+import boxer.models.backbones.swin  # noqa: E402,F401  (Swin-style hierarchical)
+import boxer.models.backbones.vit  # noqa: E402,F401  (ViT + simple feature pyramid)
 from boxer.models.backbones import resnet  # noqa: E402,F401

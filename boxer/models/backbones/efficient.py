@@ -1,5 +1,6 @@
-"""The efficient-ViT deck's backbones (`../shared/seeds/004_*.txt`) and the baselines of its "comparison
-with other token mixers" at ~0.7 GFLOPs, as `MetaFormer` configurations (`metaformer.py`).
+"""The efficient-ViT deck's backbones (docs/zoo.md, "The efficient-ViT deck beside ours") and the baselines
+of its "comparison with other token mixers" at ~0.7 GFLOPs, as `MetaFormer` configurations
+(`metaformer.py`).
 
 From the deck's tables, and our choices where the deck is silent:
 

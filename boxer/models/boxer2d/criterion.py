@@ -1,4 +1,4 @@
-"""Set criterion of BoxeR-2D (spec 5.1, masks 2.4).
+"""Set criterion of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Losses").
 
 Per decoder layer, after Hungarian matching: sigmoid focal class loss over all queries and classes
 (weight 2), L1 on cxcywh (5) and 1 - GIoU (2) over matched pairs, and with masks the per-pixel focal
@@ -7,7 +7,8 @@ averaged over processes, at least 1). The last layer has no suffix, earlier laye
 the class-agnostic encoder output `_enc_0` (all valid encoder tokens, no mask loss).
 Returned terms are weighted; `loss` is their sum.
 
-Training accelerations (each off by default, so the paper presets are the spec's criterion):
+Training accelerations (each off by default, so the paper presets are the paper's criterion;
+docs/training.md, "Training accelerations"):
 - `o2m_topk` / `o2m_enc_topk`: one-to-many losses (MS-DETR, `one_to_many.py`). Decoder: the outputs
   `o2m_logits` / `o2m_boxes` of the auxiliary branch, each ground truth assigned to its top-k queries
   by 0.3 p(class) + 0.7 IoU, terms `<name>_o2m<layer suffix>`. Encoder: the `_enc_0` terms use the
@@ -82,7 +83,7 @@ class SetCriterion(nn.Module):
         alpha: focal alpha.
         gamma: focal gamma.
         o2m_topk: positives per ground truth of the decoder's one-to-many branch (0 = off).
-        o2m_enc_topk: positives per ground truth among encoder tokens (0 = Hungarian, the spec).
+        o2m_enc_topk: positives per ground truth among encoder tokens (0 = Hungarian, the paper).
         o2m_min_quality: one-to-many pairs below this quality are dropped (each target keeps its best).
         iou_aware: MAL class loss (IoU-aware targets) instead of the focal loss.
         iou_aware_gamma: MAL's gamma (target IoU^gamma, negative weight p^gamma).

@@ -1,5 +1,6 @@
-"""BoxeR-2D decoder (spec 4.5, masks 2.1-2.2): post-norm layers of query self-attention,
-box-attention (or instance-attention when masks are on) to the encoder memory, and an FFN.
+"""BoxeR-2D decoder (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files", "Masks"): post-norm layers
+of query self-attention, box-attention (or instance-attention when masks are on) to the encoder memory, and
+an FFN.
 
 There is no iterative refinement in the paper's model: every layer attends through the same detached
 proposal windows. The `box_refine` acceleration (Deformable DETR's iterative bounding-box

@@ -1,4 +1,5 @@
-"""BoxeR-2D encoder (spec 4.3): post-norm layers of multi-scale box-attention + FFN.
+"""BoxeR-2D encoder (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files"): post-norm layers of
+multi-scale box-attention + FFN.
 
 Each token queries with `src + pos` through its own reference window (4 cells of its level,
 shared by all heads and levels); values are the tokens without positional embedding. Dropout 0.

@@ -1,4 +1,5 @@
-"""Masks of BoxeR-2D (spec 2.3-2.5): the mask head, mask targets, the dice loss, pasting and rescoring.
+"""Masks of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Masks"): the mask head, mask
+targets, the dice loss, pasting and rescoring.
 
 * Head ("mask_v1"): ConvTranspose 2x (14 -> 28) + ReLU, Conv 1x1 + ReLU, Conv 1x1 to C class-specific
   logits; each query keeps the channel of its argmax predicted class (in training too).

@@ -1,11 +1,12 @@
-"""Hungarian matcher of BoxeR-2D (spec 5.1), as in DETR / Deformable DETR.
+"""Hungarian matcher of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files"), as in DETR /
+Deformable DETR.
 
 Cost = 2 * focal class cost + 5 * L1 (cxcywh) + 2 * (-GIoU), computed in float32 with autocast off,
 solved per image with scipy's `linear_sum_assignment`. Masks are not part of the cost.
 
-`iou_aware=True` (a training acceleration, off in the spec) uses Stable-DINO's position-modulated
-class cost: the class probability p in the focal cost becomes p * ((1 + GIoU) / 2) ** 0.5, so a
-query that scores the class but sits far from the box is a worse match.
+`iou_aware=True` (a training acceleration, off in the paper's recipe; docs/training.md) uses Stable-DINO's
+position-modulated class cost: the class probability p in the focal cost becomes p * ((1 + GIoU) / 2) **
+0.5, so a query that scores the class but sits far from the box is a worse match.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Neck of BoxeR-2D (spec 4.1): input projections, the extra stride-64 level, per-level padding masks,
-valid ratios, flattening and the encoder's reference windows (spec 4.3).
+"""Neck of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files"): input projections, the
+extra stride-64 level, per-level padding masks, valid ratios, flattening and the encoder's reference
+windows.
 
 Input projections are Conv 1x1 + GroupNorm(32) on each backbone level, plus Conv 3x3 stride 2 +
 GroupNorm on the raw last backbone map for the first extra level (ReLU of the previous projected

@@ -1,4 +1,5 @@
-"""The "fixed_box" positional embedding of BoxeR-2D (spec 4.2): pos = S(cx, cy) + S(w, h).
+"""The "fixed_box" positional embedding of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022;
+docs/boxer2d.md, "Files"): pos = S(cx, cy) + S(w, h).
 
 Every encoder token is embedded by its own reference window (its centre and a size of 4 cells of
 its level), and every decoder query by its proposal window. There is no learned level embedding:

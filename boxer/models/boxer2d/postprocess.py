@@ -1,4 +1,5 @@
-"""Post-processing of BoxeR-2D (spec 4.7): top-k over queries x classes, boxes to original pixels.
+"""Post-processing of BoxeR-2D (BoxeR, Nguyen et al., CVPR 2022; docs/boxer2d.md, "Files"): top-k over
+queries x classes, boxes to original pixels.
 
 No NMS. One query may appear with several classes. Boxes are cxcywh normalised to the
 transformed, unpadded image; since the evaluation transform only resizes, xyxy in original pixels

@@ -1,8 +1,8 @@
 """Checks detection targets (docs/CONTRACTS.md "Data") and converts them for the matcher and losses.
 
 Contract targets hold `boxes` as xyxy absolute pixels of the transformed image and contiguous
-`labels`; the criterion wants cxcywh normalised by the transformed, unpadded image size (spec 5.1:
-clamped to the image). Bad targets raise `BoxerError` naming the image id and the box.
+`labels`; the criterion wants cxcywh normalised by the transformed, unpadded image size (clamped to
+the image; docs/boxer2d.md, "Losses"). Bad targets raise `BoxerError` naming the image id and the box.
 """
 
 from __future__ import annotations

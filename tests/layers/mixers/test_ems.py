@@ -1,5 +1,6 @@
-"""EMS: the branches are what the deck describes (coarse scales by depthwise patch embedding, C-MHSA
-local, G-MHSA global, propagation back to full resolution)."""
+"""EMS: the branches are what the efficient-ViT deck describes (docs/zoo.md, "The efficient-ViT deck beside
+ours") (coarse scales by depthwise patch embedding, C-MHSA local, G-MHSA global, propagation back to full
+resolution)."""
 
 from __future__ import annotations
 

@@ -47,9 +47,10 @@ def _cell_centre_reference(
 
 
 def test_targets_equal_cell_centre_sampling():
-    """roi_align(aligned=True, sampling_ratio=1) takes one bilinear sample at each bin centre: the spec's
-    cell-centre sampling. It replicates the edge pixel (grid_sample "border") where the official
-    grid_sample pads with zeros, which only matters within half a pixel of the image edge."""
+    """roi_align(aligned=True, sampling_ratio=1) takes one bilinear sample at each bin centre: the paper's
+    cell-centre sampling (docs/boxer2d.md, "Masks"). It replicates the edge pixel (grid_sample "border")
+    where the official grid_sample pads with zeros, which only matters within half a pixel of the image
+    edge."""
     gen = torch.Generator().manual_seed(0)
     masks = (torch.rand(6, 40, 56, generator=gen) > 0.5).to(torch.uint8)
     xy = torch.rand(6, 2, generator=gen) * torch.tensor([20.0, 12.0]) + 1  # boxes end before 48 x 34
@@ -145,7 +146,8 @@ def test_instance_attention_output_equals_box_attention_with_upsampled_weights()
 
 @pytest.mark.parametrize("mode", ["v1", "v2"])
 def test_deferred_mask_features_equal_the_spec(mode):
-    """Recomputing R for a subset of queries gives what the spec's in-layer computation gives (2.2)."""
+    """Recomputing R for a subset of queries gives what the paper's in-layer computation gives
+    (docs/boxer2d.md, "Deviations")."""
     torch.manual_seed(0)
     d = 32
     layer = DecoderLayer(
@@ -157,7 +159,7 @@ def test_deferred_mask_features_equal_the_spec(mode):
     windows = torch.cat((torch.rand(2, 6, 2) * 0.6 + 0.2, torch.rand(2, 6, 2) * 0.3 + 0.1), -1)
     ratios = torch.ones(2, 2, 2)
     state = layer(t, pos, memory, shapes, windows, ratios, None)
-    # the spec, in one pass for every query
+    # the paper's form, in one pass for every query
     t1 = layer.norm1(t + layer.self_attn(t, pos))
     att, r = layer.cross_attn(t1 + pos, memory, shapes, windows, valid_ratios=ratios)
     t2 = layer.norm2(t1 + att)
