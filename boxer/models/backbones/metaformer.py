@@ -1,6 +1,6 @@
 """A four-stage MetaFormer pyramid where every stage chooses its token mixer, MLP ratio, heads and the way
-it downsamples: the macro-architecture of the efficient-ViT deck ("modern networks: focus on the improvements of
-the token mixer"; docs/zoo.md, "The efficient-ViT deck beside ours").
+it downsamples: the macro-architecture of the efficient-ViT deck ("modern networks: focus on the
+improvements of the token mixer"; docs/zoo.md, "The efficient-ViT deck beside ours").
 
 Stem (stride 4 at 224: a p x p patch embedding, MAT's two 3x3 stride-2 convs, or PVTv2's overlapping
 7x7/4 conv), then per stage a downsampling layer (none before the first) and `MixerBlock`s
