@@ -29,11 +29,13 @@ import torch
 
 import boxer
 from boxer.data import collate_detection
+from boxer.engine.checkpoint import atomic_write_text
 from boxer.engine.config import TrainConfig
 from boxer.engine.data import Split, coco_dataset
 from boxer.engine.distributed import init_distributed
 from boxer.engine.evaluate import evaluate_detector, predict_batches
 from boxer.engine.optim import build_optimizer, build_schedule
+from boxer.engine.precision import autocast
 
 
 def _split(root: str, split: str) -> Split:
@@ -63,11 +65,11 @@ def agnostic_ap50(model, dataset) -> float:
 
 
 def step_gflops(model, batch, amp: str) -> float:
-    """GFLOPs of one training step (forward + backward) on `batch`, torch's counter."""
+    """GFLOPs of one training step (forward + backward) on `batch`, torch's counter (2 per multiply-add)."""
     from boxer.benchmarking.flops import count_flops
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        with autocast("cpu", amp):
             losses = model(batch.images, batch.pad_mask, batch.targets)
         losses["loss"].backward()
         model.zero_grad(set_to_none=True)
@@ -120,7 +122,7 @@ def main() -> None:
     while it < a.iters:
         for batch in loader:
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.amp == "bf16"):
+            with autocast("cpu", a.amp):
                 losses = model(batch.images, batch.pad_mask, batch.targets)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -148,7 +150,8 @@ def main() -> None:
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.save)
     agnostic = agnostic_ap50(model, tune)
-    print(f"class-agnostic AP50 {agnostic:.3f}, {gflops:.1f} GFLOPs and {train_s / max(it, 1):.3f} s per step")
+    per_step = train_s / max(it, 1)
+    print(f"class-agnostic AP50 {agnostic:.3f}, {gflops:.1f} GFLOPs (2 per MAC), {per_step:.3f} s per step")
     out = Path("benchmarks/results/demo_tuning") / f"{a.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
@@ -158,9 +161,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "torch": torch.__version__,
     }  # fmt: skip
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
