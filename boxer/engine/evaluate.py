@@ -9,37 +9,26 @@ AP is undefined there, -1); an image that fails to load stops evaluation with on
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from boxer.data.collate import DetectionBatch
 from boxer.engine.distributed import DistInfo, unwrap
 from boxer.engine.loader import check_batch, eval_loader
 from boxer.engine.logging import Progress
+from boxer.engine.precision import autocast  # the trainer and benchmarks/convergence.py import it from here
 from boxer.errors import BoxerError
 
 
 def batch_to_device(batch: Any, device: torch.device) -> tuple[Tensor, Tensor, list[dict[str, Any]]]:
-    """`DetectionBatch(images, pad_mask, targets)` (or a 3-tuple) moved to `device`."""
-    images, pad_mask, targets = (
-        (batch.images, batch.pad_mask, batch.targets) if hasattr(batch, "images") else batch
-    )
-    nb = device.type == "cuda"
-    targets = [
-        {k: v.to(device, non_blocking=nb) if isinstance(v, Tensor) else v for k, v in t.items()}
-        for t in targets
-    ]
-    return images.to(device, non_blocking=nb), pad_mask.to(device, non_blocking=nb), targets
-
-
-def autocast(device: torch.device, amp: str):
-    """The autocast context of an `amp` mode: bf16/fp16 on request, `auto` = bf16 on GPU only."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    if amp == "auto" and device.type == "cuda":
-        dtype = torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    """`DetectionBatch(images, pad_mask, targets)` (or a 3-tuple) moved to `device` by
+    `DetectionBatch.to` (non-blocking on CUDA), as `(images, pad_mask, targets)`."""
+    if not isinstance(batch, DetectionBatch):
+        batch = DetectionBatch(*batch)
+    moved = batch.to(device, non_blocking=device.type == "cuda")
+    return moved.images, moved.pad_mask, moved.targets
 
 
 def _image_id(target: dict[str, Any]) -> int:
