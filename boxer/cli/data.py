@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from boxer.data.doctor import check_dataset
-from boxer.data.fashion_scenes import DEFAULT_TRAIN, DEFAULT_VAL, generate_fashion_scenes
-from boxer.data.summary import format_summary, summarize_coco
+from boxer.data.scenes import DEFAULT_TRAIN, DEFAULT_VAL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     gen.add_argument("--max-objects", type=int, default=6, help="most items per scene (default 6)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    gen.add_argument("--fashion-root", default=None, help="folder with the Fashion-MNIST IDX files")
+    gen.add_argument(
+        "--fashion-root",
+        default=None,
+        help=(
+            "folder with the Fashion-MNIST IDX files (default: "
+            "$BOXER_FASHION_MNIST, then the usual search, docs/data.md)"
+        ),
+    )
     gen.add_argument("--workers", type=int, default=None, help="render processes (default: up to 4)")
     gen.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out folder of other content"
@@ -37,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=run_fashion_scenes)
 
     check = data_sub.add_parser("check", help="check a COCO JSON and its images (exit 1 on errors)")
-    check.add_argument("--images", default=None, help="image folder (omit to check the JSON only)")
+    check.add_argument(
+        "--images", default=None, help="image folder (default: none, the JSON only is checked)"
+    )
     check.add_argument("--annotations", required=True, help="COCO annotation JSON")
     check.add_argument("--all-warnings", action="store_true", help="list every warning, not the first 20")
     check.set_defaults(func=run_check)
@@ -48,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_fashion_scenes(args: argparse.Namespace) -> int:
+    from boxer.data.fashion_scenes import generate_fashion_scenes
+    from boxer.data.summary import format_summary, summarize_coco
+
     start = time.perf_counter()
     written = generate_fashion_scenes(
         args.out,
@@ -69,12 +79,16 @@ def run_fashion_scenes(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from boxer.data.doctor import check_dataset
+
     report = check_dataset(args.images, args.annotations)
     print(report.format(max_warnings=None if args.all_warnings else 20))
     return 0 if report.ok else 1
 
 
 def run_summary(args: argparse.Namespace) -> int:
+    from boxer.data.summary import format_summary, summarize_coco
+
     for i, path in enumerate(args.annotations):
         if i:
             print()

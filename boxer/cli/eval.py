@@ -24,13 +24,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers", type=_at_least(0), default=0, help="data-loading worker processes (default 0)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (default auto)")
-    p.add_argument("--results", metavar="JSON", help="also write the COCO results JSON here (checked first)")
+    p.add_argument(
+        "--results",
+        metavar="JSON",
+        help="also write the COCO results JSON here (checked first; default: not written)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --results file")
     p.add_argument(
         "--classes",
         metavar="NAMES",
         help="open vocabulary: detect and evaluate only these comma-separated categories of the split, "
-        "by name (a checkpoint with a text head, class_head=text; docs/open_vocabulary.md)",
+        "by name (a checkpoint with a text head, class_head=text; docs/open_vocabulary.md; "
+        "default: all the trained classes)",
     )
     p.set_defaults(func=run)
 

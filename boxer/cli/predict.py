@@ -42,9 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and OUT/<stem>.jsonl, one JSON line of detections per frame; nothing is written when a video "
         "cannot be opened or fails to decode.",
     )
-    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint dir (RUN/last, RUN/best)")
     p.add_argument(
-        "--onnx", metavar="FILE", help="an ONNX file of `boxer export` instead of --checkpoint (onnxruntime)"
+        "--checkpoint",
+        metavar="CKPT",
+        help="checkpoint dir (RUN/last, RUN/best); default: none, then --onnx is required",
+    )
+    p.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="an ONNX file of `boxer export` instead of --checkpoint (onnxruntime; default: none)",
     )
     p.add_argument(
         "inputs",
@@ -69,15 +75,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="training images for --score auto (default 64)",
     )
-    p.add_argument("--top", type=positive_int, metavar="N", help="draw at most N detections per image")
+    p.add_argument(
+        "--top",
+        type=positive_int,
+        metavar="N",
+        help="draw at most N detections per image (default: all above --score)",
+    )
     p.add_argument(
         "--gt",
         metavar="ANNOTATIONS.json",
         help="COCO annotations of the images (matched by file name): pictures show the ground truth "
-        "on the left of the predictions",
+        "on the left of the predictions (default: none, predictions only)",
     )
     p.add_argument(
-        "--grid", metavar="FILE.png", help="also write up to 6 images as one picture (GT | prediction pairs)"
+        "--grid",
+        metavar="FILE.png",
+        help="also write up to 6 images as one picture (GT | prediction pairs; default: not written)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default 1)")
     p.add_argument(
@@ -95,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PROMPTS",
         help="open vocabulary: detect these comma-separated names or phrases instead of the trained "
         "classes, labelled with the prompts (a checkpoint with a text head, class_head=text; "
-        "docs/open_vocabulary.md)",
+        "docs/open_vocabulary.md; default: the trained classes)",
     )
     p.set_defaults(func=run)
 

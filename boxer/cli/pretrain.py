@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from boxer.engine.pretrain import PretrainConfig
+from boxer.engine.pretrain_config import PretrainConfig
 
 _D = PretrainConfig()
 
@@ -39,7 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--amp", default=_D.amp, choices=["bf16", "none"], help="bf16 autocast (default) or none"
     )
     parser.add_argument("--seed", type=int, default=_D.seed, help="random seed")
-    parser.add_argument("--fashion-root", default=None, help="folder with the Fashion-MNIST IDX files")
+    parser.add_argument(
+        "--fashion-root",
+        default=None,
+        help=(
+            "folder with the Fashion-MNIST IDX files (default: "
+            "$BOXER_FASHION_MNIST, then the usual search, docs/data.md)"
+        ),
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--exclude-classes",

@@ -1,33 +1,40 @@
 """Data: the Fashion-MNIST source, the FashionScenes generator, COCO-format datasets, transforms,
-batching, the dataset doctor and summaries. See docs/data.md."""
+batching, the dataset doctor and summaries. See docs/data.md.
+
+Importing `boxer.data` is cheap (no torch): the names below load their module on first use, as in
+`boxer.engine`, so `boxer data --help` answers without importing torch.
+"""
 
 from __future__ import annotations
 
-from boxer.data.coco import IMAGENET_MEAN, IMAGENET_STD, CocoDetection, decode_segmentation
-from boxer.data.collate import DetectionBatch, collate_detection
-from boxer.data.doctor import DoctorReport, Problem, check_dataset, require_valid_dataset
-from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, find_fashion_mnist, load_fashion_mnist
-from boxer.data.fashion_scenes import generate_fashion_scenes
-from boxer.data.summary import DatasetSummary, format_summary, summarize_coco
-from boxer.data.transforms import build_transforms
+import importlib
+from typing import Any
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "CocoDetection",
-    "DatasetSummary",
-    "DetectionBatch",
-    "DoctorReport",
-    "Problem",
-    "build_transforms",
-    "check_dataset",
-    "collate_detection",
-    "decode_segmentation",
-    "find_fashion_mnist",
-    "format_summary",
-    "generate_fashion_scenes",
-    "load_fashion_mnist",
-    "require_valid_dataset",
-    "summarize_coco",
-]
+_EXPORTS = {
+    "IMAGENET_MEAN": "boxer.data.coco",
+    "IMAGENET_STD": "boxer.data.coco",
+    "CocoDetection": "boxer.data.coco",
+    "decode_segmentation": "boxer.data.coco",
+    "DetectionBatch": "boxer.data.collate",
+    "collate_detection": "boxer.data.collate",
+    "DoctorReport": "boxer.data.doctor",
+    "Problem": "boxer.data.doctor",
+    "check_dataset": "boxer.data.doctor",
+    "require_valid_dataset": "boxer.data.doctor",
+    "FASHION_MNIST_CLASSES": "boxer.data.fashion_mnist",
+    "find_fashion_mnist": "boxer.data.fashion_mnist",
+    "load_fashion_mnist": "boxer.data.fashion_mnist",
+    "generate_fashion_scenes": "boxer.data.fashion_scenes",
+    "DatasetSummary": "boxer.data.summary",
+    "format_summary": "boxer.data.summary",
+    "summarize_coco": "boxer.data.summary",
+    "build_transforms": "boxer.data.transforms",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'boxer.data' has no attribute {name!r}")

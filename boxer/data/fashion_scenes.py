@@ -35,15 +35,13 @@ from pycocotools import mask as mask_utils
 
 from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices, load_fashion_mnist
 from boxer.data.io import atomic_dir, atomic_write_json
-from boxer.data.scenes import SceneConfig, render_scene
+from boxer.data.scenes import DEFAULT_TRAIN, DEFAULT_VAL, SceneConfig, render_scene
 from boxer.errors import BoxerError
 
 __all__ = ["DEFAULT_TRAIN", "DEFAULT_VAL", "FORMAT_VERSION", "categories", "generate_fashion_scenes"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN = 1600
-DEFAULT_VAL = 400
 FORMAT_VERSION = "1.0"
 _SPLITS = {"train": ("train", 1), "val": ("test", 2)}  # our split -> (Fashion-MNIST split, seed code)
 _SUPERCATEGORY = {

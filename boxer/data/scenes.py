@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ["SceneConfig", "SIZE_BUCKETS", "render_scene"]
+__all__ = ["DEFAULT_TRAIN", "DEFAULT_VAL", "SceneConfig", "SIZE_BUCKETS", "render_scene"]
+
+DEFAULT_TRAIN = 1600  # scenes of the standard FashionScenes train split
+DEFAULT_VAL = 400  # and of its val split
 
 # Target full (unoccluded) mask areas at S = 256, per COCO size range; scaled by (S / 256)².
 # The ends keep clear of the 32² / 96² borders so that mild occlusion rarely moves an item across.

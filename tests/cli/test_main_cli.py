@@ -13,13 +13,6 @@ from boxer.cli.help import DefaultsHelpFormatter
 from boxer.cli.main import COMMANDS, build_parser, command_of, main
 from boxer.errors import BoxerError
 
-# Commands whose module imports torch at its top level (files owned elsewhere right now): `boxer
-# data` imports boxer.data (whose __init__ imports the datasets), `boxer pretrain-backbone` imports
-# boxer.engine.pretrain for its defaults. strict: the marker goes once they are lazy.
-_TORCH_AT_IMPORT = {"data", "pretrain-backbone"}
-# Commands with flags whose default is None and whose help does not say what that means.
-_UNSTATED_DEFAULTS = {"data", "pretrain-backbone", "eval", "predict"}
-
 
 def _modules_after(argv: list[str]) -> set[str]:
     code = (
@@ -39,12 +32,7 @@ def test_top_level_help_does_not_import_torch():
 
 @pytest.mark.parametrize(
     "command",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="imports torch at module level"))
-        if c in _TORCH_AT_IMPORT
-        else c
-        for c in COMMANDS
-    ],
+    COMMANDS,
 )
 def test_command_help_does_not_import_torch(command):
     assert "torch" not in _modules_after([command, "--help"])
@@ -86,12 +74,7 @@ def _flags_without_default(parser: argparse.ArgumentParser, path: list[str]) -> 
 
 @pytest.mark.parametrize(
     "command",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="help of a None default unstated"))
-        if c in _UNSTATED_DEFAULTS
-        else c
-        for c in dict.fromkeys(COMMANDS)
-    ],
+    list(dict.fromkeys(COMMANDS)),
 )
 def test_every_flag_shows_its_default(command):
     sub = next(a for a in build_parser([command])._actions if isinstance(a, argparse._SubParsersAction))
