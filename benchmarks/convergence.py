@@ -21,7 +21,7 @@ give. The optimiser is the engine's (`boxer.engine.optim`: AdamW, wd 1e-4, clip 
 Contenders (the `CONTENDERS` table below; pick with `--contenders a,b`):
 
 - `boxer_lite`: `boxer2d_r18_lite` with the demo recipe (configs/fashion_scenes_demo.py) but the
-  spec's losses (the recipe before the training accelerations);
+  paper's losses (the recipe before the training accelerations);
 - `boxer_lite_accel`: the demo recipe itself, with the accelerations the tuning set kept (denoising
   queries, IoU-aware class loss and matching cost, iterative box refinement; the committed
   `convergence_quick.json` was measured before box refinement joined the recipe);
@@ -78,7 +78,7 @@ class Contender:
 
 CONTENDERS: dict[str, Contender] = {
     "boxer_lite": Contender(
-        "boxer2d_r18_lite", FROZEN2, note="the demo recipe without the accelerations (the spec's losses)"
+        "boxer2d_r18_lite", FROZEN2, note="the demo recipe without the accelerations (the paper's losses)"
     ),
     "boxer_lite_accel": Contender(
         "boxer2d_r18_lite",

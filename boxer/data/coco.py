@@ -5,7 +5,7 @@ Follows docs/CONTRACTS.md (`boxer.data.CocoDetection`). Images decode lazily in 
 dataset keeps only the parsed annotations (boxes, labels, crowd flags, and segmentations when masks
 are asked for). Labels are contiguous 0..C-1 in increasing category-id order; `cat_ids[label]`
 maps back. Crowd annotations travel through the transforms with the others and come out apart as
-`crowd_boxes`. Boxes with w or h <= 0 in the JSON are dropped (BOXER_SPEC §5.1: targets drop
+`crowd_boxes`. Boxes with w or h <= 0 in the JSON are dropped (as the official code: targets drop
 degenerate boxes); `boxer data check` reports them.
 """
 

@@ -1,6 +1,6 @@
 """Batching for detection: pad images bottom-right to the batch maximum, with a padding mask.
 
-Follows docs/CONTRACTS.md: `pad_mask` is True on padding (DETR's convention, BOXER_SPEC §5.2).
+Follows docs/CONTRACTS.md: `pad_mask` is True on padding (DETR's convention).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Detection transforms on torchvision.transforms.v2 + tv_tensors: the DETR recipe, at any base size.
 
-Paper: DETR (Carion et al., 2020), §A.4, as used by BoxeR (BOXER_SPEC §5.2). Train: horizontal flip
-(p = 0.5); then, with p = 0.5 each, a multi-scale short-side resize to {480, 512, ..., 800} (long
-side <= 1333), or a short-side resize to {400, 500, 600}, a random crop with h, w in [384, 600] and
-the same multi-scale resize. Eval: short side 800, long side <= 1333. For a base size other than
-800 every length is scaled by base_size / 800 (e.g. FashionScenes at 256).
+Paper: DETR (Carion et al., 2020), §A.4, as used by BoxeR (docs/data.md, "COCO dataset, transforms,
+batching"). Train: horizontal flip (p = 0.5); then, with p = 0.5 each, a multi-scale short-side resize to
+{480, 512, ..., 800} (long side <= 1333), or a short-side resize to {400, 500, 600}, a random crop with
+h, w in [384, 600] and the same multi-scale resize. Eval: short side 800, long side <= 1333. For a base
+size other than 800 every length is scaled by base_size / 800 (e.g. FashionScenes at 256).
 
 Deviation from DETR: after a crop, a box that touches the crop border is shrunk to the bounds of
 what remains of its mask (when masks are present), so cut boxes stay tight; DETR only clamps.

@@ -1,10 +1,11 @@
 """The training loop: exact resume, DDP, gradient accumulation, AMP, checkpoints, evaluation.
 
-Implements the engine of the BoxeR-2D recipe (BOXER_SPEC.md §5.2) for any detector of the protocol
-in docs/CONTRACTS.md (`forward(images, pad_mask, targets) -> dict` of weighted losses with `loss`
-their sum). One *iteration* is one optimiser step over `accum_steps` micro-batches. Checkpoints are
-taken at iteration boundaries and hold everything needed to continue bit-identically: weights,
-optimiser, schedule, scaler, per-rank RNG states, and the position (epoch, micro-batch, iteration).
+Implements the engine of the BoxeR-2D recipe (the paper's training setup; docs/training.md) for any
+detector of the protocol in docs/CONTRACTS.md (`forward(images, pad_mask, targets) -> dict` of weighted
+losses with `loss` their sum). One *iteration* is one optimiser step over `accum_steps` micro-batches.
+Checkpoints are taken at iteration boundaries and hold everything needed to continue bit-identically:
+weights, optimiser, schedule, scaler, per-rank RNG states, and the position (epoch, micro-batch,
+iteration).
 
 Nothing is lost: `last` is written before the end-of-epoch evaluation; SIGINT / SIGTERM (Ctrl-C)
 saves `last` at the next iteration boundary and stops with `TrainingInterrupted` (a second one

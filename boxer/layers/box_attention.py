@@ -107,7 +107,8 @@ class WindowAttentionBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Spec 1.3: logits W=0, b=0; offsets W=0, b~U(0,1); value/out xavier_uniform, b=0."""
+        """As the official code (docs/ops.md): logits W=0, b=0; offsets W=0, b~U(0,1); value/out
+        xavier_uniform, b=0."""
         nn.init.zeros_(self.linear_attention.weight)
         nn.init.zeros_(self.linear_attention.bias)
         nn.init.zeros_(self.linear_box.weight)

@@ -1,5 +1,5 @@
-"""Prediction heads of BoxeR-2D (spec 4.4-4.5): a sigmoid class Linear and a box MLP that refines a
-reference window, box = sigmoid(MLP(h) + logit(reference)).
+"""Prediction heads of BoxeR-2D (Nguyen et al., CVPR 2022; docs/boxer2d.md): a sigmoid class Linear
+and a box MLP that refines a reference window, box = sigmoid(MLP(h) + logit(reference)).
 
 The decoder's head is shared by all decoder layers (applied once to the stacked layer outputs); the
 encoder's proposal head (`enc_detector`) is a class-agnostic instance of the same module. A

@@ -48,7 +48,8 @@ class BoxeR2D(nn.Module):
         num_queries: two-stage proposals, i.e. decoder queries.
         aux_loss: supervise every decoder layer (and the encoder output), not only the last.
         num_select: detections kept per image at inference.
-        criterion: the set criterion (default: `SetCriterion(num_classes)`, weights of spec 5.1).
+        criterion: the set criterion (default: `SetCriterion(num_classes)`, weights of
+            docs/boxer2d.md "Losses").
         one_to_many: the auxiliary one-to-many branch (training only; the criterion's `o2m_topk`
             sets its assignment), or None.
         denoising: the denoising-query generator (training only), or None.

@@ -1,9 +1,10 @@
-"""Two-stage proposals of BoxeR-2D (spec 4.4): score every encoder token, keep the top-k valid
-ones, turn them into detached decoder reference windows, content queries and query positions.
+"""Two-stage proposals of BoxeR-2D (Nguyen et al., CVPR 2022; docs/boxer2d.md): score every encoder
+token, keep the top-k valid ones, turn them into detached decoder reference windows, content queries
+and query positions.
 
 A token is excluded (score -65504) when it is padded OR its reference centre lies outside
 (border, 1 - border) in x or y: the fixed rule of the official code (commit 7dd7edb), not the
-paper-era AND (spec, Ambiguities 6).
+paper-era AND (docs/boxer2d.md, "Deviations from the official code").
 
 Performance: the class logit (d -> 1) runs on every token; the box MLP runs on every token only when
 the dense outputs are needed for the encoder loss (training), otherwise only on the top-k.

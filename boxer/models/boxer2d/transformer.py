@@ -1,5 +1,5 @@
-"""The BoxeR-2D transformer (spec 4.2-4.5): box positional embedding, box-attention encoder, two-stage
-proposals and the decoder, on the projected multi-level maps of the neck.
+"""The BoxeR-2D transformer (Nguyen et al., CVPR 2022; docs/boxer2d.md): box positional embedding,
+box-attention encoder, two-stage proposals and the decoder, on the projected multi-level maps of the neck.
 """
 
 from __future__ import annotations
