@@ -9,7 +9,7 @@ from 0.001x; AdamW lr 2e-4 / backbone 2e-5 / window offsets 0.1x, wd 1e-4, clip 
 
 CONFIG = dict(
     model="boxer2d_r50",
-    model_kwargs={"pretrained_backbone": True},
+    model_kwargs={"pretrained_backbone": True, "lr_linear_box_mult": 0.1},
     image_size=800,
     max_size=1333,
     batch_size=2,
@@ -21,7 +21,6 @@ CONFIG = dict(
     warmup_factor=0.001,
     lr=2e-4,
     lr_backbone=2e-5,
-    lr_linear_box_mult=0.1,
     weight_decay=1e-4,
     clip_max_norm=0.1,
     amp="auto",

@@ -56,7 +56,6 @@ class TrainConfig:
     # optimiser
     lr: float = 2e-4
     lr_backbone: float = 2e-5
-    lr_linear_box_mult: float = 0.1
     weight_decay: float = 1e-4
     adam_eps: float = 1e-9
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -108,7 +107,6 @@ class TrainConfig:
         for name in (
             "lr",
             "lr_backbone",
-            "lr_linear_box_mult",
             "weight_decay",
             "adam_eps",
             "clip_max_norm",
@@ -255,8 +253,25 @@ def apply_overrides(cfg: TrainConfig, values: dict[str, Any], *, source: str, st
             cfg.model_kwargs[name] = parse_model_value(value) if isinstance(value, str) else value
         elif key in types:
             setattr(cfg, key, coerce(key, value, source))
+        elif key == MOVED_TO_MODEL:
+            _legacy_linear_box(cfg, value, source)
         elif strict:
             raise _unknown_key(key, source)
+
+
+# Configs and run directories written before the model owned its parameter groups carry this key at
+# the top level; the factor is now the BoxeR-2D keyword `model.lr_linear_box_mult` (default 0.1).
+MOVED_TO_MODEL = "lr_linear_box_mult"
+
+
+def _legacy_linear_box(cfg: TrainConfig, value: Any, source: str) -> None:
+    """The old top-level key: its default (0.1) is dropped, another value moves to model_kwargs."""
+    try:
+        mult = float(value)
+    except (TypeError, ValueError):
+        raise BoxerError(f"{source}: lr_linear_box_mult expects a number, got {value!r}") from None
+    if mult != 0.1:
+        cfg.model_kwargs.setdefault(MOVED_TO_MODEL, mult)
 
 
 def parse_set_args(items: list[str] | None) -> dict[str, str]:

@@ -1,11 +1,11 @@
 """Optimiser and LR schedule of the BoxeR-2D recipe (BoxeR, Nguyen et al., CVPR 2022; docs/training.md,
 "Configuration").
 
-AdamW (betas 0.9/0.999, eps 1e-9, weight decay on every parameter, as in the official code) with
-three groups: backbone at `lr_backbone` (2e-5), BoxeR's window-offset Linears (`linear_box` in the
-name) at `lr * lr_linear_box_mult` (0.1x), the rest at `lr` (2e-4). A model may define
-`param_groups(lr, *, lr_backbone, lr_linear_box_mult)` (docs/CONTRACTS.md); otherwise the groups
-come from parameter names. The schedule is a linear warmup from `warmup_factor` over
+AdamW (betas 0.9/0.999, eps 1e-9, weight decay on every parameter, as in the official code) over
+the model's parameter groups: a model defines `param_groups(lr, *, lr_backbone)` (docs/CONTRACTS.md)
+and owns its own multipliers (BoxeR-2D's window-offset Linears at 0.1x `lr`, its
+`lr_linear_box_mult` keyword); otherwise the backbone (`backbone.*`) learns at `lr_backbone` (2e-5)
+and the rest at `lr` (2e-4). The schedule is a linear warmup from `warmup_factor` over
 `warmup_iters` optimiser steps, then x`gamma` at each milestone, counted in epochs or iterations.
 """
 
@@ -19,29 +19,23 @@ from torch import nn
 from boxer.engine.config import TrainConfig
 
 
-def default_param_groups(
-    model: nn.Module, lr: float, *, lr_backbone: float, lr_linear_box_mult: float
-) -> list[dict[str, Any]]:
-    """Groups trainable parameters by name: `backbone.*`, `*linear_box*`, and the rest."""
-    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "linear_box": [], "rest": []}
+def default_param_groups(model: nn.Module, lr: float, *, lr_backbone: float) -> list[dict[str, Any]]:
+    """Groups trainable parameters by name: `backbone.*` at `lr_backbone`, the rest at `lr`."""
+    groups: dict[str, list[nn.Parameter]] = {"backbone": [], "rest": []}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if "linear_box" in name:
-            groups["linear_box"].append(param)
-        elif name.startswith("backbone.") or ".backbone." in name:
-            groups["backbone"].append(param)
-        else:
-            groups["rest"].append(param)
-    lrs = {"backbone": lr_backbone, "linear_box": lr * lr_linear_box_mult, "rest": lr}
+        backbone = name.startswith("backbone.") or ".backbone." in name
+        groups["backbone" if backbone else "rest"].append(param)
+    lrs = {"backbone": lr_backbone, "rest": lr}
     return [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the model's parameter groups (its own `param_groups` when it defines one)."""
     make = getattr(model, "param_groups", None)
-    kwargs = {"lr_backbone": cfg.lr_backbone, "lr_linear_box_mult": cfg.lr_linear_box_mult}
-    groups = make(cfg.lr, **kwargs) if callable(make) else default_param_groups(model, cfg.lr, **kwargs)
+    make = make if callable(make) else lambda lr, **kw: default_param_groups(model, lr, **kw)
+    groups = make(cfg.lr, lr_backbone=cfg.lr_backbone)
     groups = [g for g in groups if len(list(g["params"])) > 0]
     params = [p for g in groups for p in g["params"]]
     # the fused kernel is one pass over all tensors; on the CPU the default per-tensor loop costs

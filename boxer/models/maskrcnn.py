@@ -217,7 +217,7 @@ class MaskRCNNDetector(nn.Module):
             )
         return out
 
-    def param_groups(self, lr: float, *, lr_backbone: float, lr_linear_box_mult: float = 0.1) -> list[dict]:
+    def param_groups(self, lr: float, *, lr_backbone: float) -> list[dict]:
         """Backbone body at `lr_backbone`, FPN and heads at `lr` (no box-attention Linears here)."""
         body = [p for p in self.detector.backbone.body.parameters() if p.requires_grad]
         ids = {id(p) for p in body}

@@ -82,6 +82,21 @@ class TinyDetector(nn.Module):
         self.nan_at_call = nan_at_call
         self.calls = 0
 
+    def param_groups(self, lr: float, *, lr_backbone: float) -> list[dict]:
+        """backbone at `lr_backbone`, `linear_box` at 0.1 x `lr` (as BoxeR-2D), the rest at `lr`."""
+        groups: dict[str, list[nn.Parameter]] = {"backbone": [], "linear_box": [], "rest": []}
+        for name, p in self.named_parameters():
+            key = (
+                "linear_box"
+                if "linear_box" in name
+                else "backbone"
+                if name.startswith("backbone.")
+                else "rest"
+            )
+            groups[key].append(p)
+        lrs = {"backbone": lr_backbone, "linear_box": lr * 0.1, "rest": lr}
+        return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
+
     def _heads(self, images: Tensor) -> tuple[Tensor, Tensor]:
         feats = self.dropout(self.backbone(images).flatten(1))  # B, 8
         return self.class_embed(feats), self.linear_box(feats).sigmoid()  # B, C / B, 4 cxcywh

@@ -35,9 +35,7 @@ def test_epoch_milestones_become_iterations():
 
 def test_model_param_groups_are_used_when_defined():
     model = TinyDetector()
-    model.param_groups = lambda lr, *, lr_backbone, lr_linear_box_mult: [
-        {"params": list(model.parameters()), "lr": lr * lr_linear_box_mult}
-    ]
+    model.param_groups = lambda lr, *, lr_backbone: [{"params": list(model.parameters()), "lr": lr * 0.1}]
     opt = build_optimizer(model, TrainConfig(lr=1.0))
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == pytest.approx(0.1)
 
@@ -55,3 +53,19 @@ def test_schedule_jumps_ahead_for_time_capped_runs():
     assert sched.last_iter == 12 and abs(opt.param_groups[0]["lr"] - 0.1) < 1e-12
     sched.step(at_least=3)  # never goes back
     assert sched.last_iter == 13
+
+
+def test_models_without_param_groups_get_backbone_and_rest():
+    model = torch.nn.Module()
+    model.backbone, model.linear_box = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, TrainConfig(lr=1.0, lr_backbone=0.5))
+    assert [(g["name"], g["lr"], len(g["params"])) for g in opt.param_groups] == [
+        ("backbone", 0.5, 2),
+        ("rest", 1.0, 2),
+    ]
+
+
+def test_the_old_top_level_linear_box_key_moves_to_the_model():
+    assert TrainConfig.from_dict({"lr_linear_box_mult": 0.1}).model_kwargs == {}  # the default: dropped
+    cfg = TrainConfig.from_dict({"lr_linear_box_mult": "0.2"})
+    assert cfg.model_kwargs == {"lr_linear_box_mult": 0.2}

@@ -54,6 +54,8 @@ class BoxeR2D(nn.Module):
             sets its assignment), or None.
         denoising: the denoising-query generator (training only), or None.
         class_head: replaces the decoder's class Linear (e.g. `TextClassHead`), or None.
+        lr_linear_box_mult: learning-rate factor of the window-offset Linears (`linear_box`), 0.1 as in
+            the official code (docs/training.md, "Configuration").
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class BoxeR2D(nn.Module):
         one_to_many: OneToManyBranch | None = None,
         denoising: DenoisingGenerator | None = None,
         class_head: nn.Module | None = None,
+        lr_linear_box_mult: float = 0.1,
     ) -> None:
         super().__init__()
         if num_classes < 1 or num_queries < 1:
@@ -89,6 +92,9 @@ class BoxeR2D(nn.Module):
         self.criterion = criterion or SetCriterion(num_classes)
         self.one_to_many = one_to_many
         self.denoising = denoising
+        if lr_linear_box_mult < 0:
+            raise BoxerError(f"lr_linear_box_mult must be >= 0, got {lr_linear_box_mult}")
+        self.lr_linear_box_mult = lr_linear_box_mult
 
     @property
     def text_head(self) -> TextClassHead | None:
@@ -220,9 +226,9 @@ class BoxeR2D(nn.Module):
             d["masks"], d["scores"] = paste_and_rescore(per_query[inverse], d["boxes"], d["scores"], h0, w0)
             d["boxes"] = clip_boxes(d["boxes"], h0, w0)
 
-    def param_groups(self, lr: float, *, lr_backbone: float, lr_linear_box_mult: float = 0.1) -> list[dict]:
-        """Optimiser groups: backbone at `lr_backbone`, window offsets (`linear_box`) at `lr * mult`,
-        the rest at `lr`. Frozen parameters are left out."""
+    def param_groups(self, lr: float, *, lr_backbone: float) -> list[dict]:
+        """Optimiser groups: backbone at `lr_backbone`, window offsets (`linear_box`) at
+        `lr * lr_linear_box_mult`, the rest at `lr`. Frozen parameters are left out."""
         groups: dict[str, list] = {"backbone": [], "linear_box": [], "rest": []}
         for name, p in self.named_parameters():
             if not p.requires_grad:
@@ -235,5 +241,5 @@ class BoxeR2D(nn.Module):
                 else "rest"
             )
             groups[key].append(p)
-        lrs = {"backbone": lr_backbone, "linear_box": lr * lr_linear_box_mult, "rest": lr}
+        lrs = {"backbone": lr_backbone, "linear_box": lr * self.lr_linear_box_mult, "rest": lr}
         return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]

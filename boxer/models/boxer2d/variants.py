@@ -79,6 +79,7 @@ def _create_boxer2d(
     text_encoder: str = "minilm",
     text_prompt: str = "{name}",
     text_embeddings: Tensor | None = None,
+    lr_linear_box_mult: float = 0.1,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -122,6 +123,7 @@ def _create_boxer2d(
         text_prompt: the prompt of a class, e.g. "a photo of a {name}".
         text_embeddings: Tensor[num_classes, E], the text head's cached embeddings (checkpoint
             loading; no encoder needed), instead of `class_names`.
+        lr_linear_box_mult: learning-rate factor of the window-offset Linears (0.1, the official code's).
     """
     head = _class_head(class_head, dim, num_classes, class_names, text_encoder, text_prompt, text_embeddings)
     if head is not None and (with_masks or enc_class_aware):
@@ -172,6 +174,7 @@ def _create_boxer2d(
         one_to_many=one_to_many,
         denoising=denoising,
         class_head=head,
+        lr_linear_box_mult=lr_linear_box_mult,
     )
 
 

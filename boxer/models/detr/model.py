@@ -121,10 +121,9 @@ class DETR(nn.Module):
             for b, t in enumerate(targets)
         ]
 
-    def param_groups(self, lr: float, *, lr_backbone: float, lr_linear_box_mult: float = 0.1) -> list[dict]:
+    def param_groups(self, lr: float, *, lr_backbone: float) -> list[dict]:
         """Optimiser groups: backbone at `lr_backbone`, the rest at `lr` (DETR has no window-offset
-        Linears; `lr_linear_box_mult` is accepted for the protocol and ignored). Frozen parameters are
-        left out."""
+        Linears). Frozen parameters are left out."""
         groups: dict[str, list] = {"backbone": [], "rest": []}
         for name, p in self.named_parameters():
             if p.requires_grad:

@@ -161,13 +161,16 @@ def test_bad_targets_name_the_image_and_box():
 
 def test_param_groups():
     model = boxer.create_model("boxer2d_r18_lite", **TINY)
-    groups = {g["name"]: g for g in model.param_groups(1e-4, lr_backbone=1e-5, lr_linear_box_mult=0.1)}
+    groups = {g["name"]: g for g in model.param_groups(1e-4, lr_backbone=1e-5)}
     assert groups["backbone"]["lr"] == 1e-5 and groups["linear_box"]["lr"] == pytest.approx(1e-5)
     assert groups["rest"]["lr"] == 1e-4
     n_params = sum(len(g["params"]) for g in groups.values())
     assert n_params == sum(1 for p in model.parameters() if p.requires_grad)
     ids = {id(p) for p in groups["linear_box"]["params"]}
     assert all(("linear_box" in n) == (id(p) in ids) for n, p in model.named_parameters() if p.requires_grad)
+    faster = boxer.create_model("boxer2d_r18_lite", lr_linear_box_mult=0.5, **TINY)
+    groups = {g["name"]: g for g in faster.param_groups(1e-4, lr_backbone=1e-5)}
+    assert groups["linear_box"]["lr"] == pytest.approx(5e-5)  # the model owns its multiplier
 
 
 def test_class_aware_encoder_learns_the_labels():

@@ -150,7 +150,7 @@ def test_bad_targets_name_the_image_and_box():
 
 def test_param_groups():
     model = boxer.create_model("detr_r18_lite", **TINY, backbone_kwargs={"frozen_stages": 1})
-    groups = {g["name"]: g for g in model.param_groups(1e-4, lr_backbone=1e-5, lr_linear_box_mult=0.1)}
+    groups = {g["name"]: g for g in model.param_groups(1e-4, lr_backbone=1e-5)}
     assert set(groups) == {"backbone", "rest"}
     assert groups["backbone"]["lr"] == 1e-5 and groups["rest"]["lr"] == 1e-4
     assert sum(len(g["params"]) for g in groups.values()) == sum(
