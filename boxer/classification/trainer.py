@@ -7,7 +7,6 @@ evaluated once at the end with the best-on-val weights.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,36 +20,10 @@ from boxer.classification.data import ClassificationData, iterate_batches, num_b
 from boxer.classification.metrics import evaluate
 from boxer.engine import checkpoint as ckpt
 from boxer.engine.logging import RunLogger
+from boxer.engine.optim import warmup_cosine, weight_decay_groups
 from boxer.engine.precision import autocast
 
 RESULTS = "results.json"
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices/kernels only; none on norms, biases and position tables."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        plain = p.ndim <= 1 or name.endswith(("pos_embed", "_rel", "_abs", "bias_table", "relative_bias"))
-        (no_decay if plain else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
-    """LR multiplier per step: linear warm-up from ~0 to 1, then cosine down to `min_ratio`.
-
-    The returned `factor(step, time_fraction=0.0)` follows the larger of the step progress and
-    `time_fraction` (the share of a time budget already spent), so a time-capped run anneals fully.
-    """
-
-    def factor(step: int, time_fraction: float = 0.0) -> float:
-        if step < warmup_steps and time_fraction < 1.0:
-            return (step + 1) / warmup_steps
-        progress = max((step - warmup_steps) / max(total_steps - warmup_steps, 1), time_fraction)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
 
 
 class ClassifierTrainer:
@@ -84,7 +57,7 @@ class ClassifierTrainer:
         warmup = max(1, round(cfg.warmup_epochs * self.steps_per_epoch))
         self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
         self.time_fraction = 0.0  # share of the time budget spent (stays 0 without one)
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr)
         fp16 = cfg.amp == "fp16" and self.device.type == "cuda"  # a no-op scaler otherwise
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         factor = warmup_cosine(total, warmup, cfg.min_lr_ratio)

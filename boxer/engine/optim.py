@@ -7,10 +7,14 @@ and owns its own multipliers (BoxeR-2D's window-offset Linears at 0.1x `lr`, its
 `lr_linear_box_mult` keyword); otherwise the backbone (`backbone.*`) learns at `lr_backbone` (2e-5)
 and the rest at `lr` (2e-4). The schedule is a linear warmup from `warmup_factor` over
 `warmup_iters` optimiser steps, then x`gamma` at each milestone, counted in epochs or iterations.
+
+Classification and backbone pretraining share `weight_decay_groups` (no decay on norms, biases and
+position tables) and `warmup_cosine` (linear warm-up, cosine by steps or elapsed time).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -29,6 +33,33 @@ def default_param_groups(model: nn.Module, lr: float, *, lr_backbone: float) -> 
         groups["backbone" if backbone else "rest"].append(param)
     lrs = {"backbone": lr_backbone, "rest": lr}
     return [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices/kernels only; none on norms, biases and position tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        plain = p.ndim <= 1 or name.endswith(("pos_embed", "_rel", "_abs", "bias_table", "relative_bias"))
+        (no_decay if plain else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
+    """LR multiplier per step: linear warm-up from ~0 to 1, then cosine down to `min_ratio`.
+
+    The returned `factor(step, time_fraction=0.0)` follows the larger of the step progress and
+    `time_fraction` (the share of a time budget already spent), so a time-capped run anneals fully.
+    """
+
+    def factor(step: int, time_fraction: float = 0.0) -> float:
+        if step < warmup_steps and time_fraction < 1.0:
+            return (step + 1) / warmup_steps
+        progress = max((step - warmup_steps) / max(total_steps - warmup_steps, 1), time_fraction)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

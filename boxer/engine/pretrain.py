@@ -95,9 +95,9 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     """Trains the classifier, writes the backbone weights and a report; returns the report."""
     from safetensors.torch import save_file
 
-    from boxer.classification.trainer import param_groups, warmup_cosine
     from boxer.data.fashion_items import FashionItems
     from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices, load_fashion_mnist
+    from boxer.engine.optim import warmup_cosine, weight_decay_groups
     from boxer.models.backbones import BACKBONES, create_backbone
 
     out = Path(cfg.out)
@@ -125,7 +125,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
             f"--backbone {cfg.backbone}: cannot be built with trainable BatchNorm ({err})"
         ) from None
     model = _Classifier(backbone, num_classes)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    opt = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = len(train_set) // cfg.batch_size
     total = max(int(cfg.epochs * steps_per_epoch), 1)
     factor = warmup_cosine(total, max(total // 33, 1), 0.01)  # by steps or time, whichever is further

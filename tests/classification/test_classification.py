@@ -13,8 +13,9 @@ from boxer.classification import ClassifyConfig, evaluate_classifier, train_clas
 from boxer.classification.augment import random_erase, random_flip, random_translate
 from boxer.classification.data import load_classification_data, to_model_input
 from boxer.classification.metrics import topk_correct
-from boxer.classification.trainer import param_groups, warmup_cosine
 from boxer.cli.main import main
+from boxer.engine.optim import warmup_cosine
+from boxer.engine.optim import weight_decay_groups as param_groups
 from boxer.errors import BoxerError
 
 TINY_MODEL = {"layers": (1, 1), "widths": (4, 8), "strides": (2, 2), "stem_width": 8}
