@@ -7,8 +7,7 @@ Importing `boxer.data` is cheap (no torch): the names below load their module on
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from boxer.lazy import lazy_getattr
 
 _EXPORTS = {
     "IMAGENET_MEAN": "boxer.data.coco",
@@ -34,7 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'boxer.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

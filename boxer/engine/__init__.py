@@ -6,8 +6,7 @@ the allocator setting (`boxer.engine.allocator`) before torch is imported.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from boxer.lazy import lazy_getattr
 
 _EXPORTS = {
     "TrainConfig": "boxer.engine.config",
@@ -24,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'boxer.engine' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
