@@ -316,7 +316,8 @@ def table(records: list[dict], hold: list[str], names: list[str]) -> list[str]:
 
     def row(label: str, seed: str, members: list[str], rs: list[dict]) -> str:
         vals = [_mean([r[k].get(n, -1.0) for r in rs for n in members]) for k, _ in COLUMNS]
-        return f"{label:<14} {seed:>5} " + " ".join(f"{v:>20.3f}" for v in vals)
+        cells = (f"{v:>20.3f}" if v == v else f"{'-':>20}" for v in vals)  # NaN: nothing to average
+        return f"{label:<14} {seed:>5} " + " ".join(cells)
 
     for n in hold:
         lines += [row(n, str(r["seed"]), [n], [r]) for r in records] + [row(n, "mean", [n], records)]
