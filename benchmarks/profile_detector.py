@@ -140,7 +140,8 @@ def profile_step(name: str, h: int, w: int, batch: int) -> dict:
 
     step()  # warm-up
     opt.step()
-    saved.clear(), seen.clear()
+    saved.clear()
+    seen.clear()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         with saved_tensors_hooks(pack, lambda t: t):
             step()
@@ -155,7 +156,7 @@ def summarise(events, saved: dict, opt_s: float, found) -> dict:
     fwd, bwd, seq_part = defaultdict(float), defaultdict(float), {}
     total_fwd = total_bwd = 0.0
     for e in events:
-        if e.name.startswith("## ") and not _inside_range(e):
+        if e.name.startswith("## ") and _part_range(e) is None:
             fwd[e.name[3:]] += e.cpu_time_total / 1e3
     for e in events:
         if e.sequence_nr >= 0 and not e.name.startswith("autograd::engine"):
@@ -188,10 +189,6 @@ def _part_range(e) -> str | None:
             return p.name[3:]
         p = p.cpu_parent
     return None
-
-
-def _inside_range(e) -> bool:
-    return _part_range(e) is not None
 
 
 def print_table(name: str, size: str, rows: list[dict]) -> None:
@@ -232,10 +229,9 @@ def main() -> None:
         "load_1min": os.getloadavg()[0],
         "torch": torch.__version__,
     }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(a.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
-    os.replace(tmp, a.out)
+    from boxer.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(a.out, json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print(f"\nwrote {a.out}")
 
 
