@@ -218,6 +218,7 @@ def export_metadata(
     meta["num_classes"] = int(getattr(model, "num_classes", config.get("num_classes", 0)))
     meta["class_names"], meta["cat_ids"] = config.get("class_names"), config.get("cat_ids")
     meta["with_masks"] = bool(getattr(model, "with_masks", False))
+    meta["nms_iou"] = getattr(model, "nms_iou", None)  # applied after the graph (onnx_predict.py)
     meta["outputs"] = output_names(kind, meta["with_masks"])
     meta["dynamic"] = ["batch"] if kind == "classifier" else ["batch", "height", "width"]
     if kind != "classifier":

@@ -4,7 +4,9 @@ No boxer model code runs: the images go through the eval preprocessing that `box
 (`boxer.engine.predict.ImageFiles`, the resize and normalisation stored in the file's metadata),
 onnxruntime runs the graph one image at a time, and the outputs are written by the same
 `write_outputs` (PNGs, results.json, images.json, grid). Masks come out of the graph at the size of
-the network input and are resized (nearest) to the original size when the two differ.
+the network input and are resized (nearest) to the original size when the two differ. A model
+trained with class-wise NMS (`nms_iou` in the metadata) gets it here, after the graph, as
+`BoxeR2D.predict` applies it after its top-k (the graph keeps fixed-size outputs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.ops import batched_nms
 
 from boxer.errors import BoxerError
 
@@ -36,8 +39,11 @@ def open_session(path: str | Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), meta
 
 
-def run_session(session, image: Tensor, orig_size: Tensor, outputs: list[str]) -> dict[str, Tensor]:
-    """One image Tensor[3, H, W] (preprocessed) -> the prediction dict of the detector protocol."""
+def run_session(
+    session, image: Tensor, orig_size: Tensor, outputs: list[str], *, nms_iou: float | None = None
+) -> dict[str, Tensor]:
+    """One image Tensor[3, H, W] (preprocessed) -> the prediction dict of the detector protocol;
+    `nms_iou`: the model's class-wise NMS threshold (None: none)."""
     feeds = {"images": image[None].numpy(), "orig_sizes": orig_size[None].numpy().astype(np.int64)}
     result = dict(zip(outputs, session.run(outputs, feeds)))
     pred = {k: torch.from_numpy(result[k][0]) for k in ("boxes", "scores", "labels")}
@@ -47,6 +53,9 @@ def run_session(session, image: Tensor, orig_size: Tensor, outputs: list[str]) -
         if tuple(masks.shape[-2:]) != (h0, w0):
             masks = F.interpolate(masks[None].float(), size=(h0, w0), mode="nearest")[0] > 0.5
         pred["masks"] = masks
+    if nms_iou is not None:
+        keep = batched_nms(pred["boxes"].float(), pred["scores"].float(), pred["labels"], nms_iou)
+        pred = {k: v[keep] for k, v in pred.items()}
     return pred
 
 
@@ -83,7 +92,9 @@ def predict_images_onnx(
     predictions = {}
     for i in range(len(dataset)):
         image, target = dataset[i]
-        predictions[target["image_id"]] = run_session(session, image, target["orig_size"], outputs)
+        predictions[target["image_id"]] = run_session(
+            session, image, target["orig_size"], outputs, nms_iou=meta.get("nms_iou")
+        )
     out = P.write_outputs(
         Path(out_dir), dataset, predictions, cat_ids=meta["cat_ids"], class_names=meta["class_names"],
         score=float(score), top=top, truth=truth, ann_name=Path(gt).name if gt else "",

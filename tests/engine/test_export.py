@@ -164,3 +164,20 @@ def test_export_errors_are_one_line(tmp_path, capsys, monkeypatch):
         E.require_onnx()
     assert main(["predict", str(tmp_path / "x.onnx"), "--out", str(tmp_path / "o")]) == 1
     assert "give one of --checkpoint and --onnx" in capsys.readouterr().err
+
+
+def test_nms_model_predicts_the_same_through_onnx(tmp_path_factory, fashion_scenes_tiny, tmp_path):
+    """A model with class-wise NMS (`nms_iou`) exports the plain top-k; `predict --onnx` applies the
+    NMS after the graph from the metadata, and gives `predict --checkpoint`'s detections."""
+    art = _export(tmp_path_factory, "boxer2d_r18_lite", {**SHRINK, "nms_iou": 0.5})
+    assert art["meta"]["nms_iou"] == 0.5
+    image = str(fashion_scenes_tiny / "val" / "000001.png")
+    for flag, value, out in (("--checkpoint", art["checkpoint"], "a"), ("--onnx", art["onnx"], "b")):
+        argv = ["predict", flag, str(value), image, "--out", str(tmp_path / out), "--score", "0"]
+        assert main(argv) == 0
+    a, b = (json.loads((tmp_path / o / "results.json").read_text()) for o in "ab")
+    assert 0 < len(a) == len(b) < 30  # 10 queries x 3 classes before the NMS
+    for ra, rb in zip(a, b):
+        assert ra["category_id"] == rb["category_id"]
+        np.testing.assert_allclose(rb["score"], ra["score"], rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(rb["bbox"], ra["bbox"], rtol=1e-3, atol=1e-3)

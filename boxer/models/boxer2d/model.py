@@ -48,6 +48,8 @@ class BoxeR2D(nn.Module):
         num_queries: two-stage proposals, i.e. decoder queries.
         aux_loss: supervise every decoder layer (and the encoder output), not only the last.
         num_select: detections kept per image at inference.
+        nms_iou: class-wise NMS threshold applied to those detections at inference, or None (the
+            paper's: no NMS); see `postprocess.suppress_duplicates`.
         criterion: the set criterion (default: `SetCriterion(num_classes)`, weights of
             docs/boxer2d.md "Losses").
         one_to_many: the auxiliary one-to-many branch (training only; the criterion's `o2m_topk`
@@ -67,6 +69,7 @@ class BoxeR2D(nn.Module):
         num_queries: int = 300,
         aux_loss: bool = True,
         num_select: int = 100,
+        nms_iou: float | None = None,
         criterion: SetCriterion | None = None,
         one_to_many: OneToManyBranch | None = None,
         denoising: DenoisingGenerator | None = None,
@@ -77,7 +80,9 @@ class BoxeR2D(nn.Module):
         if num_classes < 1 or num_queries < 1:
             raise BoxerError(f"num_classes and num_queries must be >= 1, got {num_classes} and {num_queries}")
         self.num_classes, self.num_queries = num_classes, num_queries
-        self.aux_loss, self.num_select = aux_loss, num_select
+        if nms_iou is not None and not 0 < nms_iou <= 1:
+            raise BoxerError(f"nms_iou must lie in (0, 1] (or None for no NMS), got {nms_iou}")
+        self.aux_loss, self.num_select, self.nms_iou = aux_loss, num_select, nms_iou
         self.with_masks = transformer.with_masks
         self.backbone = backbone
         self.neck = InputProjection(
@@ -199,7 +204,9 @@ class BoxeR2D(nn.Module):
         last = out.states[-1].t3  # B, Q, d
         logits, boxes = self.head(last, out.layer_windows(-1))
         # Mask models paste with the unclipped boxes (as the official code), then clip them.
-        dets = postprocess(logits, boxes, targets, num_select=self.num_select, clip=not self.with_masks)
+        dets = postprocess(
+            logits, boxes, targets, num_select=self.num_select, clip=not self.with_masks, nms_iou=self.nms_iou
+        )
         if self.with_masks:
             self._predict_masks(out, logits, dets, targets)
         for d in dets:

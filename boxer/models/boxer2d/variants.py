@@ -64,6 +64,7 @@ def _create_boxer2d(
     residual_mode: str = "v1",
     aux_loss: bool = True,
     num_select: int = 100,
+    nms_iou: float | None = None,
     o2m_topk: int = 0,
     o2m_enc_topk: int = 0,
     dn_groups: int = 0,
@@ -101,6 +102,7 @@ def _create_boxer2d(
         residual_mode: mask-feature residual "v1" (FFN per cell) or "v2" (low memory).
         aux_loss: losses on every decoder layer and the encoder output.
         num_select: detections per image at inference.
+        nms_iou: class-wise NMS of those detections at this IoU, or None (the paper's: no NMS).
         o2m_topk: one-to-many supervision of the decoder queries (MS-DETR), positives per ground
             truth; 0 = off (docs/training.md, "Training accelerations").
         o2m_enc_topk: one-to-many supervision of the encoder proposals: top-k tokens per ground
@@ -170,6 +172,7 @@ def _create_boxer2d(
         num_queries=num_queries,
         aux_loss=aux_loss,
         num_select=num_select,
+        nms_iou=nms_iou,
         criterion=criterion,
         one_to_many=one_to_many,
         denoising=denoising,

@@ -70,3 +70,54 @@ def test_mask_model_pastes_with_the_unclipped_boxes_then_clips_them(monkeypatch)
     assert torch.equal(det["boxes"], clip_boxes(full, 60, 90))
     masks, rescored = paste_and_rescore(logits, full, scores, 60, 90)
     assert torch.equal(det["masks"], masks) and torch.equal(det["scores"], rescored)
+
+
+def test_suppress_duplicates_is_class_wise():
+    from boxer.models.boxer2d.postprocess import suppress_duplicates
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    labels = torch.tensor([0, 0, 1, 0])
+    # box 1 overlaps box 0 (IoU 0.82) in the same class: dropped; box 2 is another class; box 3 is apart
+    assert suppress_duplicates(boxes, scores, labels, 0.5).tolist() == [0, 2, 3]
+    assert suppress_duplicates(boxes, scores, labels, 0.9).tolist() == [0, 1, 2, 3]
+
+
+def test_postprocess_nms_leaves_no_same_class_overlap():
+    """With `nms_iou`, no two kept detections of one class overlap by more than it; the kept ones are
+    the plain top-k's, in the same order, with the same boxes."""
+    from torchvision.ops import box_iou
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 30, 3)
+    centres = torch.rand(2, 30, 2) * 0.2 + 0.4  # crowded: many overlaps
+    boxes = torch.cat((centres, torch.full((2, 30, 2), 0.3)), dim=-1)
+    targets = [{"orig_size": torch.tensor([100, 120])}] * 2
+    plain = postprocess(logits, boxes, targets, num_select=50)
+    for det, ref in zip(postprocess(logits, boxes, targets, num_select=50, nms_iou=0.5), plain):
+        assert 0 < len(det["scores"]) < len(ref["scores"])
+        for c in det["labels"].unique():
+            b = det["boxes"][det["labels"] == c]
+            iou = box_iou(b, b).fill_diagonal_(0)
+            assert float(iou.max()) <= 0.5
+        pairs = zip(det["queries"], det["labels"])
+        pos = [int(((ref["queries"] == q) & (ref["labels"] == c)).nonzero()) for q, c in pairs]
+        assert pos == sorted(pos)
+        assert torch.equal(det["boxes"], ref["boxes"][pos])
+
+
+def test_model_nms_keyword_reaches_predict_and_is_checked():
+    import pytest
+
+    import boxer
+    from boxer.errors import BoxerError
+
+    tiny = dict(dim=32, enc_layers=1, dec_layers=1, ffn_dim=64, num_queries=10, num_classes=3)
+    torch.manual_seed(0)
+    net = boxer.create_model("boxer2d_r18_lite", nms_iou=0.5, **tiny).eval()
+    assert net.nms_iou == 0.5
+    with torch.no_grad():
+        det = net.predict(torch.randn(1, 3, 128, 128), None, [{"orig_size": torch.tensor([128, 128])}])[0]
+    assert len(det["scores"]) < net.num_select  # 30 pairs from 10 queries: duplicates removed
+    with pytest.raises(BoxerError, match="nms_iou"):
+        boxer.create_model("boxer2d_r18_lite", nms_iou=1.5, **tiny)
