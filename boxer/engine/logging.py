@@ -37,7 +37,7 @@ class RunLogger:
     """Progress bar, TensorBoard and metrics.jsonl for one run.
 
     Args:
-        run_dir: the run directory.
+        run_dir: the run directory (None: progress and messages only, no files).
         enabled: False on non-main processes (everything becomes a no-op).
         progress: show the progress bar.
         tensorboard: write TensorBoard events to `run_dir/tb`.
@@ -45,17 +45,17 @@ class RunLogger:
 
     def __init__(
         self,
-        run_dir: str | Path,
+        run_dir: str | Path | None,
         *,
         enabled: bool = True,
         progress: bool = True,
         tensorboard=True,
         progress_seconds: float = PROGRESS_SECONDS,
     ):
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.enabled = enabled
         self.show_progress = progress and enabled
-        self.tensorboard = enabled and tensorboard
+        self.tensorboard = enabled and tensorboard and self.run_dir is not None
         self.progress_seconds = progress_seconds
         self.writer = None
         self.bar: Progress | None = None
@@ -99,7 +99,7 @@ class RunLogger:
 
     def epoch_line(self, record: dict[str, Any]) -> None:
         """Appends one JSON line to metrics.jsonl and flushes TensorBoard."""
-        if not self.enabled:
+        if not self.enabled or self.run_dir is None:
             return
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record, sort_keys=False) + "\n")
@@ -108,9 +108,9 @@ class RunLogger:
 
     def truncate_metrics(self, completed_epochs: int) -> None:
         """Keeps only lines of epochs <= `completed_epochs` (used when resuming)."""
-        path = self.run_dir / METRICS
-        if not self.enabled or not path.exists():
+        if not self.enabled or self.run_dir is None or not (self.run_dir / METRICS).exists():
             return
+        path = self.run_dir / METRICS
         keep = [ln for ln in path.read_text().splitlines() if _epoch_of(ln) <= completed_epochs]
         atomic_write_text(path, "".join(f"{ln}\n" for ln in keep))
 

@@ -9,7 +9,9 @@ and the rest at `lr` (2e-4). The schedule is a linear warmup from `warmup_factor
 `warmup_iters` optimiser steps, then x`gamma` at each milestone, counted in epochs or iterations.
 
 Classification and backbone pretraining share `weight_decay_groups` (no decay on norms, biases and
-position tables) and `warmup_cosine` (linear warm-up, cosine by steps or elapsed time).
+position tables) and `CosineSchedule` (`warmup_cosine`: linear warm-up, cosine by steps or elapsed
+time). Both schedules `advance(time_fraction)` once per optimiser step, as the trainer
+(boxer/engine/trainer.py) calls them.
 """
 
 from __future__ import annotations
@@ -62,6 +64,44 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
     return factor
 
 
+class CosineSchedule:
+    """`warmup_cosine` applied to the optimiser's groups: rate = base rate x factor(step, time).
+
+    Args:
+        optimizer: its groups' current `lr` are taken as the base rates.
+        total_steps: optimiser steps planned.
+        warmup_steps: linear warm-up length in steps.
+        min_ratio: the final rate as a share of the base rate.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int, min_ratio: float
+    ) -> None:
+        self.optimizer = optimizer
+        self.factor = warmup_cosine(total_steps, warmup_steps, min_ratio)
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.steps, self.time_fraction = 0, 0.0
+        self._apply()
+
+    def _apply(self) -> None:
+        f = self.factor(self.steps, self.time_fraction)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * f
+
+    def advance(self, time_fraction: float = 0.0) -> None:
+        """One optimiser step done; `time_fraction` is the share of the time cap spent."""
+        self.steps, self.time_fraction = self.steps + 1, time_fraction
+        self._apply()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "time_fraction": self.time_fraction, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps, self.time_fraction = int(state["steps"]), float(state["time_fraction"])
+        self.base_lrs = [float(x) for x in state["base_lrs"]]
+        self._apply()
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the model's parameter groups (its own `param_groups` when it defines one)."""
     make = getattr(model, "param_groups", None)
@@ -92,6 +132,8 @@ class WarmupStepSchedule:
         gamma: decay factor.
         warmup_iters: length of the linear warmup in optimiser steps (0 = none).
         warmup_factor: the rate multiplier at step 0 of the warmup.
+        planned_iters: with a time cap, `advance(time_fraction)` jumps the schedule to that share
+            of these steps when time runs ahead of them (0 = steps only).
     """
 
     def __init__(
@@ -102,8 +144,10 @@ class WarmupStepSchedule:
         gamma: float = 0.1,
         warmup_iters: int = 0,
         warmup_factor: float = 0.001,
+        planned_iters: int = 0,
     ) -> None:
         self.optimizer = optimizer
+        self.planned_iters = planned_iters
         self.milestones = sorted(milestones)
         self.gamma = gamma
         self.warmup_iters = warmup_iters
@@ -129,6 +173,10 @@ class WarmupStepSchedule:
         self.last_iter = max(self.last_iter + 1, at_least)
         self._apply()
 
+    def advance(self, time_fraction: float = 0.0) -> None:
+        """One optimiser step; with `planned_iters`, at least `time_fraction` of them."""
+        self.step(int(min(time_fraction, 1.0) * self.planned_iters))
+
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
 
@@ -142,14 +190,17 @@ class WarmupStepSchedule:
 
 
 def build_schedule(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig, *, iters_per_epoch: int
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, *, iters_per_epoch: int, total_iters: int = 0
 ) -> WarmupStepSchedule:
-    """The schedule of `cfg`, with epoch milestones converted to optimiser steps."""
+    """The schedule of `cfg`, with epoch milestones converted to optimiser steps; with
+    `time_schedule` and `max_minutes`, time moves it along `total_iters` planned steps too."""
     scale = iters_per_epoch if cfg.lr_step_unit == "epoch" else 1
+    timed = cfg.time_schedule and cfg.max_minutes
     return WarmupStepSchedule(
         optimizer,
         milestones=[s * scale for s in cfg.lr_steps],
         gamma=cfg.lr_gamma,
         warmup_iters=cfg.warmup_iters,
         warmup_factor=cfg.warmup_factor,
+        planned_iters=total_iters if timed else 0,
     )

@@ -82,7 +82,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, output=None) -> dict[s
     checkpoint are all known to be good. `output` (a `boxer.engine.logging.OutputLog`) starts
     copying what is printed into `RUN/log.txt` then.
     """
-    from boxer.engine.trainer import TrainingInterrupted
+    from boxer.engine.stopping import TrainingInterrupted
 
     info = init_distributed(cfg.device)
     try:
@@ -99,8 +99,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, output=None) -> dict[s
 
 def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> dict[str, Any]:
     from boxer.data import collate_detection
+    from boxer.engine.detection import detection_trainer
     from boxer.engine.evaluate import evaluate_detector
-    from boxer.engine.trainer import Trainer
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -123,7 +123,7 @@ def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> d
         )  # fmt: skip
     run_dir = Path(cfg.out)
     meta = _detector_meta(train_set, model)
-    trainer = Trainer(
+    trainer = detection_trainer(
         cfg, model, train_set, collate_fn=collate_detection, run_dir=run_dir, info=info,
         evaluate_fn=evaluate_fn, meta=meta, figure_fn=_attention_figure(model, val_set, meta),
     )  # fmt: skip

@@ -1,36 +1,34 @@
-"""The training loop: exact resume, DDP, gradient accumulation, AMP, checkpoints, evaluation.
+"""The training loop of every task: exact resume, DDP, gradient accumulation, AMP, time cap, checkpoints.
 
-Implements the engine of the BoxeR-2D recipe (the paper's training setup; docs/training.md) for any
-detector of the protocol in docs/CONTRACTS.md (`forward(images, pad_mask, targets) -> dict` of weighted
-losses with `loss` their sum). One *iteration* is one optimiser step over `accum_steps` micro-batches.
-Checkpoints are taken at iteration boundaries and hold everything needed to continue bit-identically:
-weights, optimiser, schedule, scaler, per-rank RNG states, and the position (epoch, micro-batch,
-iteration).
+One `Trainer` runs a *task* (boxer/engine/task.py: the model, its batches, optimiser and schedule, the
+loss of a batch, evaluation), for detection (boxer/engine/detection.py), classification
+(boxer/classification/task.py) and backbone pretraining (boxer/engine/pretrain.py); the loop follows
+the step-plus-hooks shape of detectron2's SimpleTrainer, written small. One *iteration* is one
+optimiser step over `accum_steps` micro-batches. Checkpoints are taken at iteration boundaries and
+hold everything needed to continue bit-identically: weights, optimiser, schedule, scaler, per-rank
+RNG states, the position (epoch, micro-batch, iteration) and the training time spent.
 
 Nothing is lost: `last` is written before the end-of-epoch evaluation; SIGINT / SIGTERM (Ctrl-C)
 saves `last` at the next iteration boundary and stops with `TrainingInterrupted` (a second one
 stops at once); an image that cannot be loaded stops training with one line naming it, after
-saving `last` when the failure falls on an iteration boundary.
+saving `last` when the failure falls on an iteration boundary. A non-finite loss stops training
+before the optimiser step (`NonFiniteLoss`), leaving `last` as it was. Without a run directory
+(`run_dir=None`) nothing is written: no checkpoints, metrics or signal handling.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from boxer.engine import checkpoint as ckpt
-from boxer.engine.config import TrainConfig
 from boxer.engine.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -40,17 +38,21 @@ from boxer.engine.distributed import (
     pick_device,
     wrap_model,
 )
-from boxer.engine.evaluate import autocast, batch_to_device
-from boxer.engine.loader import DataLoadError, TrainLoader, check_batch
+from boxer.engine.loader import DataLoadError, check_batch
 from boxer.engine.logging import RunLogger, max_rss_mb
-from boxer.engine.optim import build_optimizer, build_schedule
+from boxer.engine.precision import autocast
 from boxer.engine.rng import capture_rng, restore_rng
+from boxer.engine.stopping import NonFiniteLoss, StopSignals, TrainingInterrupted
+from boxer.engine.task import CLOCKS, LoopConfig, Task
 from boxer.errors import BoxerError
+
+__all__ = ["LoopConfig", "NonFiniteLoss", "Trainer", "TrainState", "TrainingInterrupted"]
 
 
 @dataclass
 class TrainState:
-    """Where training stands: next epoch / micro-batch to run, optimiser steps done, best metric."""
+    """Where training stands: next epoch / micro-batch to run, optimiser steps done, best metric,
+    and the time spent in training epochs (wall and CPU seconds, over all resumes)."""
 
     epoch: int = 0
     batch: int = 0
@@ -58,90 +60,66 @@ class TrainState:
     best: float = -math.inf
     epoch_sums: dict[str, float] = field(default_factory=dict)
     epoch_count: int = 0
-
-
-class NonFiniteLoss(BoxerError):
-    """A loss term became NaN or infinite; training stops before the optimiser step."""
-
-
-class TrainingInterrupted(BoxerError):
-    """SIGINT / SIGTERM stopped training; the message says what `last` holds."""
-
-    exit_code = 130
+    train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0
 
 
 class Trainer:
-    """Trains `model` on `train_set`; checkpoints and logs into `run_dir`.
+    """Trains `task.model` on the task's batches; checkpoints and logs into `run_dir`.
 
     Args:
-        cfg: the resolved config.
-        model: a detector (unwrapped; the trainer moves it and wraps it in DDP when distributed).
-        train_set: the training dataset.
-        collate_fn: batch builder returning `DetectionBatch(images, pad_mask, targets)`.
-        run_dir: the run directory.
-        info: rank/world/device (default: single process on `cfg.device`).
-        evaluate_fn: `evaluate_fn(model) -> metrics` run every `cfg.eval_every` epochs (all ranks).
-        meta: extra JSON-serialisable keys saved in every checkpoint's config (cat_ids, class_names...).
-        figure_fn: `figure_fn(model) -> RGB uint8 array [H, W, 3] or None`, added to TensorBoard as
-            `val/box_attention` after each evaluation (main process; `boxer.viz.tensorboard`).
+        task: what is trained and how its loss is computed (boxer/engine/task.py).
+        loop: length, precision, time cap, evaluation and checkpoint cadence.
+        run_dir: the run directory (None: write nothing).
+        info: rank/world/device (default: single process on `loop.device`).
     """
 
     def __init__(
-        self,
-        cfg: TrainConfig,
-        model: nn.Module,
-        train_set,
-        *,
-        collate_fn: Callable,
-        run_dir: str | Path,
-        info: DistInfo | None = None,
-        evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
-        meta: dict[str, Any] | None = None,
-        figure_fn: Callable[[nn.Module], Any] | None = None,
+        self, task: Task, loop: LoopConfig, *, run_dir: str | Path | None, info: DistInfo | None = None
     ) -> None:
-        self.cfg = cfg
-        self.figure_fn = figure_fn
-        self.info = info or DistInfo(device=pick_device(cfg.device))
-        self.run_dir = Path(run_dir)
-        self.model = model.to(self.info.device)
-        self.net = wrap_model(self.model, self.info, find_unused_parameters=cfg.find_unused_parameters)
-        self.loader = TrainLoader(
-            train_set,
-            batch_size=cfg.batch_size,
-            collate_fn=collate_fn,
-            info=self.info,
-            seed=cfg.seed,
-            workers=cfg.workers,
-            drop_last=cfg.drop_last,
-        )
+        if loop.clock not in CLOCKS:
+            raise BoxerError(f"clock must be one of {', '.join(CLOCKS)}, got {loop.clock!r}")
+        self.task, self.cfg = task, loop
+        self.info = info or DistInfo(device=pick_device(loop.device))
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.model = task.model.to(self.info.device)
+        self.net = wrap_model(self.model, self.info, find_unused_parameters=loop.find_unused_parameters)
+        self.loader = task.train_batches(self.info)
         self.batches_per_epoch = self.loader.batches_per_epoch()
         if self.batches_per_epoch == 0:
-            raise BoxerError(f"data: the training set has {len(train_set)} images, fewer than one batch")
-        self.iters_per_epoch = math.ceil(self.batches_per_epoch / cfg.accum_steps)
-        self.epochs = math.ceil(cfg.max_iters / self.iters_per_epoch) if cfg.max_iters else cfg.epochs
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.schedule = build_schedule(self.optimizer, cfg, iters_per_epoch=self.iters_per_epoch)
-        fp16 = cfg.amp == "fp16" and self.info.device.type == "cuda"
+            raise BoxerError("data: the training set is smaller than one batch")
+        self.iters_per_epoch = math.ceil(self.batches_per_epoch / loop.accum_steps)
+        self.epochs = math.ceil(loop.max_iters / self.iters_per_epoch) if loop.max_iters else loop.epochs
+        self.optimizer = task.build_optimizer(self.model)
+        total = loop.max_iters or self.epochs * self.iters_per_epoch
+        self.schedule = task.build_schedule(
+            self.optimizer, iters_per_epoch=self.iters_per_epoch, total_iters=total
+        )
+        fp16 = loop.amp == "fp16" and self.info.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.info.device.type, enabled=fp16)
-        self.evaluate_fn = evaluate_fn
-        self.meta = dict(meta or {})
         self.state = TrainState()
+        self.stopped_by_time = False
         self._fit_start: float | None = None
-        self._stop_signal: str | None = None
+        self._tick: tuple[float, float] | None = None  # wall, CPU clocks training time counts from
+        self.signals = StopSignals(self.run_dir, enabled=self.run_dir is not None, is_main=self.info.is_main)
         self.logger = RunLogger(
             self.run_dir,
             enabled=self.info.is_main,
-            progress=cfg.progress,
-            progress_seconds=cfg.progress_seconds,
+            progress=loop.progress,
+            progress_seconds=loop.progress_seconds,
+            tensorboard=task.tensorboard and self.run_dir is not None,
         )
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_config(self) -> dict[str, Any]:
         position = {"epoch": self.state.epoch, "iteration": self.state.iteration}
-        return {**self.cfg.to_dict(), **self.meta, **position}
+        return {**self.task.checkpoint_config(), **position}
 
     def save(self, name: str = "last") -> None:
         """Writes checkpoint `name` (main process writes; every process contributes its RNG state)."""
+        if self.run_dir is None:
+            return
+        self._count_training_time()
         rng = gather_objects(capture_rng())
         if self.info.is_main:
             state = {
@@ -181,7 +159,8 @@ class Trainer:
             raise BoxerError(
                 f"{loaded.path}: does not fit this model / config ({type(err).__name__}: {reason})"
             ) from None
-        self.logger.truncate_metrics(self.state.epoch)
+        if self.run_dir is not None:
+            self.logger.truncate_metrics(self.state.epoch)
         self.logger.info(
             f"resumed from {loaded.path}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
             f"iteration {self.state.iteration}"
@@ -196,78 +175,75 @@ class Trainer:
                 done, as if interrupted; used to test exact resume.
         """
         record: dict[str, Any] = {}
-        start = self._fit_start = time.monotonic()
+        self._fit_start = time.monotonic()
         self.logger.open()
         try:
-            with self._stop_on_signals():
-                while self.state.epoch < self.epochs:
-                    stopped = self._train_epoch(start, stop_at_iteration)
-                    if stopped:
+            with self.signals.installed():
+                while self.state.epoch < self.epochs and not self._spent_before_start():
+                    if self._train_epoch(stop_at_iteration):
                         self.save("last")
                         return record
                     record = self._end_epoch()
                     if self._stop_requested() and self.state.epoch < self.epochs:
                         raise self._interrupted()
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, say what `last` holds
+            if self.run_dir is None:
+                raise
             raise TrainingInterrupted(f"interrupted; {ckpt.describe_last(self.run_dir)}") from None
         finally:
             self.logger.close()
         return record
 
+    # ---------------------------------------------------------------- time
+    def _clock_seconds(self) -> float:
+        """What the time cap counts (`loop.clock`): run time of this `fit`, or training time."""
+        if self.cfg.clock == "run":
+            return time.monotonic() - self._fit_start if self._fit_start is not None else 0.0
+        spent = self.state.train_seconds
+        if self._tick is not None:
+            spent += time.perf_counter() - self._tick[0]
+        return spent
+
+    def _count_training_time(self) -> None:
+        """Adds the training time since the last count to the state (what checkpoints carry)."""
+        if self._tick is not None:
+            wall, cpu = self._tick
+            self.state.train_seconds += time.perf_counter() - wall
+            self.state.train_cpu_seconds += time.process_time() - cpu
+            self._tick = (time.perf_counter(), time.process_time())
+
+    def _spent_before_start(self) -> bool:
+        """A resumed run whose training time already reached the cap (`clock="training"`) trains no more."""
+        return self.cfg.clock == "training" and self._out_of_time()
+
+    def time_fraction(self) -> float:
+        """The share of `max_minutes` spent (0 without a cap), averaged over processes."""
+        if not self.cfg.max_minutes:
+            return 0.0
+        fraction = self._clock_seconds() / (60 * self.cfg.max_minutes)
+        return all_reduce_mean({"f": fraction}, self.info.device)["f"]
+
+    def _out_of_time(self) -> bool:
+        if not self.cfg.max_minutes:
+            return False
+        over = self._clock_seconds() >= 60 * self.cfg.max_minutes
+        self.stopped_by_time = any_true(over, self.info.device)
+        return self.stopped_by_time
+
     # ---------------------------------------------------------------- signals
-    @contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """SIGINT / SIGTERM set a flag read at the next iteration boundary; a second one acts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        names = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.getsignal(s) for s in names}
-
-        def request_stop(signum: int, frame: Any) -> None:
-            self._stop_signal = signal.Signals(signum).name
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-            if self.info.is_main:  # os.write: safe inside a signal handler, unlike print
-                note = f"\n{self._stop_signal}: saving {self.run_dir / 'last'} after this iteration "
-                os.write(2, (note + "(again to stop without saving)\n").encode())
-
-        for s in names:
-            signal.signal(s, request_stop)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
     def _stop_requested(self) -> bool:
-        if self.info.distributed:
-            return any_true(self._stop_signal is not None, self.info.device)
-        return self._stop_signal is not None
+        requested = self.signals.requested is not None
+        return any_true(requested, self.info.device) if self.info.distributed else requested
 
     def _interrupted(self) -> TrainingInterrupted:
         st = self.state
         return TrainingInterrupted(
-            f"{self._stop_signal or 'signal'}: stopped at epoch {st.epoch + 1}, iteration {st.iteration}; "
-            f"{ckpt.describe_last(self.run_dir)}"
+            f"{self.signals.requested or 'signal'}: stopped at epoch {st.epoch + 1}, iteration "
+            f"{st.iteration}; {ckpt.describe_last(self.run_dir)}"
         )
 
-    def _time_iteration(self) -> int:
-        """With `time_schedule` and `max_minutes`: the iteration the schedule would be at if time ran
-        as fast as iterations (elapsed / max_minutes of the planned iterations), so that a time cap
-        still reaches the LR drops; 0 otherwise. Averaged over processes, so every rank agrees."""
-        cfg = self.cfg
-        if not (cfg.time_schedule and cfg.max_minutes) or self._fit_start is None:
-            return 0
-        fraction = (time.monotonic() - self._fit_start) / (60 * cfg.max_minutes)
-        fraction = all_reduce_mean({"f": fraction}, self.info.device)["f"]
-        planned = cfg.max_iters or self.epochs * self.iters_per_epoch
-        return int(min(fraction, 1.0) * planned)
-
-    def _out_of_time(self, start: float) -> bool:
-        return bool(self.cfg.max_minutes) and time.monotonic() - start > 60 * self.cfg.max_minutes
-
-    def _train_epoch(self, start: float, stop_at: int | None) -> bool:
+    # ---------------------------------------------------------------- one epoch
+    def _train_epoch(self, stop_at: int | None) -> bool:
         """Trains from the saved position to the end of the epoch; True when stopped early."""
         cfg, st = self.cfg, self.state
         self.net.train()
@@ -276,40 +252,52 @@ class Trainer:
         if cfg.max_iters:  # the bar of the last epoch ends at max_iters
             total = min(total, cfg.max_iters - st.iteration + done)
         self.logger.start_epoch(st.epoch, self.epochs, total, done)
-        tick = time.monotonic()
+        self._tick = (time.perf_counter(), time.process_time())
+        epoch_start = time.perf_counter()
         batches = iter(self.loader.epoch(st.epoch, st.batch))
-        while st.batch < self.batches_per_epoch:
-            group = min(cfg.accum_steps, self.batches_per_epoch - st.batch)
-            losses = self._accumulate_or_stop(batches, group)
-            self._optimizer_step()
-            for key, value in losses.items():
-                st.epoch_sums[key] = st.epoch_sums.get(key, 0.0) + value
-            st.epoch_count += 1
-            lr = max(g["lr"] for g in self.optimizer.param_groups)
-            self.logger.step(losses["loss"], lr)
-            if st.iteration % cfg.log_every == 0:
-                self.logger.scalars({**losses, "lr": lr}, st.iteration, prefix="train/")
-            if cfg.max_iters and st.iteration >= cfg.max_iters:
-                st.batch = self.batches_per_epoch
-                break
-            if stop_at is not None and st.iteration >= stop_at:
-                self.logger.end_epoch()
-                return True
-            if self._stop_requested():
-                self.save("last")
-                self.logger.end_epoch()
-                raise self._interrupted()
-            if cfg.max_minutes and any_true(self._out_of_time(start), self.info.device):
-                self.epochs = st.epoch + 1
-                break
-            if cfg.ckpt_every_iters and st.iteration % cfg.ckpt_every_iters == 0:
-                self.save("last")
-        self.logger.end_epoch()
-        if self.epochs == st.epoch + 1 and st.batch < self.batches_per_epoch:
-            self.logger.info(
-                f"max_minutes={cfg.max_minutes} reached after {st.iteration} iterations: stopping"
-            )
-        self.epoch_seconds = time.monotonic() - tick
+        try:
+            while st.batch < self.batches_per_epoch:
+                if self._train_iteration(batches, stop_at):
+                    return True
+                if cfg.max_minutes and self._out_of_time():
+                    self.epochs = st.epoch + 1
+                    self.logger.info(
+                        f"max_minutes={cfg.max_minutes} reached after {st.iteration} iterations: stopping"
+                    )
+                    break
+                if cfg.max_iters and st.iteration >= cfg.max_iters:
+                    break
+        finally:
+            self._count_training_time()
+            self._tick = None
+            self.epoch_seconds = time.perf_counter() - epoch_start
+            self.logger.end_epoch()
+        return False
+
+    def _train_iteration(self, batches, stop_at: int | None) -> bool:
+        """One optimiser step and what follows it; True when `stop_at` is reached."""
+        cfg, st = self.cfg, self.state
+        group = min(cfg.accum_steps, self.batches_per_epoch - st.batch)
+        losses = self._accumulate_or_stop(batches, group)
+        self._optimizer_step()
+        for key, value in losses.items():
+            st.epoch_sums[key] = st.epoch_sums.get(key, 0.0) + value
+        st.epoch_count += 1
+        lr = max(g["lr"] for g in self.optimizer.param_groups)
+        self.logger.step(losses["loss"], lr)
+        if st.iteration % cfg.log_every == 0:
+            self.logger.scalars({**losses, "lr": lr}, st.iteration, prefix="train/")
+        self.task.after_step(self, losses)
+        if cfg.max_iters and st.iteration >= cfg.max_iters:
+            st.batch = self.batches_per_epoch
+            return False
+        if stop_at is not None and st.iteration >= stop_at:
+            return True
+        if self._stop_requested():
+            self.save("last")
+            raise self._interrupted()
+        if cfg.ckpt_every_iters and st.iteration % cfg.ckpt_every_iters == 0:
+            self.save("last")
         return False
 
     def _accumulate_or_stop(self, batches, group: int) -> dict[str, float]:
@@ -320,7 +308,7 @@ class Trainer:
         except DataLoadError:
             self.logger.end_epoch()
             on_boundary = self.state.batch == first and self.state.iteration > 0
-            if on_boundary and not self.info.distributed:
+            if on_boundary and not self.info.distributed and self.run_dir is not None:
                 self.save("last")
                 self.logger.info(f"a training image failed to load; {ckpt.describe_last(self.run_dir)}")
             raise
@@ -329,18 +317,18 @@ class Trainer:
         """Forward/backward over `group` micro-batches; returns their mean loss terms."""
         sums: dict[str, float] = {}
         for k in range(group):
-            images, pad_mask, targets = batch_to_device(check_batch(next(batches)), self.info.device)
+            batch = check_batch(next(batches))
             sync = k == group - 1 or not self.info.distributed
             with nullcontext() if sync else self.net.no_sync(), autocast(self.info.device, self.cfg.amp):
-                losses = self.net(images, pad_mask, targets)
-            values = self._check_finite(losses, targets)
+                losses = self.task.losses(self.net, batch, self.info.device)
+            values = self._check_finite(losses, batch)
             self.scaler.scale(losses["loss"] / group).backward()
             self.state.batch += 1
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value / group
         return sums
 
-    def _check_finite(self, losses: dict[str, Tensor], targets: list[dict]) -> dict[str, float]:
+    def _check_finite(self, losses: dict[str, Tensor], batch: Any) -> dict[str, float]:
         """Loss values averaged over processes; raises NonFiniteLoss everywhere if any is not finite.
 
         A NaN on any process makes the all-reduced mean NaN, so one all-reduce does both jobs.
@@ -351,18 +339,16 @@ class Trainer:
         if all(math.isfinite(v) for v in values.values()):
             return values
         bad = [f"{k}={v}" for k, v in local.items() if not math.isfinite(v)]
-        ids = [int(t["image_id"]) for t in targets]
         where = f"epoch {self.state.epoch + 1}, iteration {self.state.iteration + 1}"
-        last = self.run_dir / "last"
-        kept = f"last good checkpoint {last} left untouched" if last.exists() else "no checkpoint was written"
-        terms = (
-            ", ".join(bad)
-            if bad
-            else "on another process ("
-            + ", ".join(k for k, v in values.items() if not math.isfinite(v))
-            + ")"
+        last = self.run_dir / "last" if self.run_dir is not None else None
+        kept = (
+            f"last good checkpoint {last} left untouched"
+            if last is not None and last.exists()
+            else "no checkpoint was written"
         )
-        raise NonFiniteLoss(f"non-finite loss at {where}: {terms}; image ids {ids}; {kept}")
+        others = ", ".join(k for k, v in values.items() if not math.isfinite(v))
+        terms = ", ".join(bad) if bad else f"on another process ({others})"
+        raise NonFiniteLoss(f"non-finite loss at {where}: {terms}; {self.task.describe(batch)}; {kept}")
 
     def _optimizer_step(self) -> None:
         if self.cfg.clip_max_norm > 0:
@@ -372,9 +358,10 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.schedule.step(self._time_iteration())
+        self.schedule.advance(self.time_fraction())
         self.state.iteration += 1
 
+    # ---------------------------------------------------------------- epoch end
     def _end_epoch(self) -> dict[str, Any]:
         """Writes `last`, evaluates when due, writes the epoch's metrics line and `best`.
 
@@ -391,46 +378,34 @@ class Trainer:
         st.epoch, st.batch, st.epoch_sums, st.epoch_count = done, 0, {}, 0
         self.save("last")
         metrics: dict[str, float] = {}
-        if (
-            self.evaluate_fn is not None
-            and cfg.eval_every
-            and (done % cfg.eval_every == 0 or done == self.epochs)
-        ):
-            metrics = self._evaluate(done)
-            record.update(metrics)
+        if cfg.eval_every and (done % cfg.eval_every == 0 or done == self.epochs):
+            metrics = self._evaluate(done) or {}
             self.logger.scalars(metrics, st.iteration, prefix="val/")
-            self._log_figure(st.iteration)
         self.logger.scalars(
             {k: v for k, v in record.items() if k.startswith("train/")}, done, prefix="epoch/"
         )
+        record = self.task.epoch_record(self, record, metrics)
         self.logger.epoch_line(record)
-        best = metrics.get(cfg.best_metric)
-        if metrics and best is None:
-            self.logger.info(
-                f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}; no best checkpoint"
-            )
-        improved = any_true(best is not None and best > st.best, self.info.device)
-        if improved:  # `last` again, so that it records the new best value
-            st.best = float(best)
-            self.save("last")
-            self.save("best")
+        self._keep_best(metrics)
+        self.task.after_epoch(self, record, metrics)
         return record
 
-    def _log_figure(self, step: int) -> None:
-        """The `figure_fn` picture in TensorBoard; a failure costs the picture, never the run."""
-        if self.figure_fn is None or not self.info.is_main or not self.logger.tensorboard:
-            return
-        try:
-            image = self.figure_fn(self.model)
-        except Exception as err:  # noqa: BLE001  (a picture must not stop training)
-            self.logger.info(f"TensorBoard attention picture skipped: {type(err).__name__}: {err}")
-            return
-        if image is not None:
-            self.logger.image("val/box_attention", image, step)
+    def _keep_best(self, metrics: dict[str, float]) -> None:
+        """Writes `best` when the best metric improved (and `last` again, to record the new best)."""
+        best = metrics.get(self.cfg.best_metric)
+        if metrics and best is None:
+            self.logger.info(
+                f"best_metric {self.cfg.best_metric!r} is not among {sorted(metrics)}; no best checkpoint"
+            )
+        if any_true(best is not None and best > self.state.best, self.info.device):
+            self.state.best = float(best)
+            self.save("last")
+            self.save("best")
 
-    def _evaluate(self, done: int) -> dict[str, float]:
+    def _evaluate(self, done: int) -> dict[str, float] | None:
         try:
-            return self.evaluate_fn(self.model)
+            return self.task.evaluate(self.model)
         except (BoxerError, KeyboardInterrupt):
-            self.logger.info(f"evaluation after epoch {done} stopped; {ckpt.describe_last(self.run_dir)}")
+            if self.run_dir is not None:
+                self.logger.info(f"evaluation after epoch {done} stopped; {ckpt.describe_last(self.run_dir)}")
             raise

@@ -13,9 +13,9 @@ import torch.multiprocessing as mp
 from fakes import TinyDetection, TinyDetector, collate
 
 from boxer.engine.config import TrainConfig
+from boxer.engine.detection import detection_trainer
 from boxer.engine.distributed import ResumableDistributedSampler, cleanup, init_distributed
 from boxer.engine.rng import seed_everything
-from boxer.engine.trainer import Trainer
 
 
 def _free_port() -> int:
@@ -28,7 +28,7 @@ def _train(out: Path, batch_size: int, info=None) -> None:
     """Trains the tiny detector; the main process writes its step losses and final weights."""
     cfg = TrainConfig(epochs=2, batch_size=batch_size, workers=0, lr=1e-2, progress=False, seed=3)
     seed_everything(cfg.seed)
-    trainer = Trainer(
+    trainer = detection_trainer(
         cfg, TinyDetector(dropout=0.0), TinyDetection(8), collate_fn=collate, run_dir=out, info=info
     )
     losses = []

@@ -10,6 +10,7 @@ from fakes import TinyDetection, TinyDetector, collate
 
 from boxer.engine.checkpoint import load_checkpoint
 from boxer.engine.config import TrainConfig
+from boxer.engine.detection import detection_trainer
 from boxer.engine.rng import seed_everything
 from boxer.engine.trainer import NonFiniteLoss, Trainer
 
@@ -23,7 +24,9 @@ def make_trainer(tmp_path, *, n=10, model_kw=None, evaluate_fn=None, **overrides
     model = TinyDetector(**(model_kw or {}))
     ds = TinyDetection(n)
     meta = {"cat_ids": ds.cat_ids, "class_names": ds.class_names, "num_classes": ds.num_classes}
-    return Trainer(cfg, model, ds, collate_fn=collate, run_dir=tmp_path, evaluate_fn=evaluate_fn, meta=meta)
+    return detection_trainer(
+        cfg, model, ds, collate_fn=collate, run_dir=tmp_path, evaluate_fn=evaluate_fn, meta=meta
+    )
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
