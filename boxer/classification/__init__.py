@@ -1,4 +1,4 @@
-"""Image classification: data splits, batch augmentation, the training loop, top-k metrics.
+"""Image classification: data splits, batch augmentation, the task the engine's Trainer runs, top-k metrics.
 
 `train_classifier(ClassifyConfig(model="bot_fm", epochs=5))` trains and reports test top-1/top-5;
 `evaluate_classifier("RUN/best")` re-evaluates a checkpoint. The CLI is `boxer train-cls` and

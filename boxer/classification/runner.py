@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ from torch import nn
 
 from boxer.classification.config import ClassifyConfig
 from boxer.classification.data import load_classification_data
-from boxer.classification.trainer import ClassifierTrainer
+from boxer.classification.task import classification_trainer
 from boxer.engine import checkpoint as ckpt
 from boxer.engine.config import amp_mode
-from boxer.engine.logging import RunLogger
 from boxer.errors import BoxerError
+
+RESULTS = "results.json"
 
 
 def build_classifier(name: str, *, num_classes: int, model_kwargs: dict[str, Any]) -> nn.Module:
@@ -69,21 +71,48 @@ def train_classifier(cfg: ClassifyConfig, *, resume: str | None = None) -> dict[
     run_dir = Path(cfg.out or f"runs/cls-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"class_names": data.class_names, "num_classes": data.num_classes}
-    trainer = ClassifierTrainer(model, data, cfg, run_dir, meta)
+    trainer = classification_trainer(model, data, cfg, run_dir, meta)
     if resume:
         trainer.resume(resume)
-    logger = RunLogger(run_dir, progress=cfg.progress, tensorboard=False)
     params = sum(p.numel() for p in model.parameters())
-    logger.info(
+    trainer.logger.info(
         f"train-cls: {cfg.model} ({params / 1e6:.3f}M params) on {cfg.data}: {len(data.train)} train / "
         f"{len(data.val)} val / {len(data.test)} test images, {cfg.epochs} epochs of "
-        f"{trainer.steps_per_epoch} steps, {torch.get_num_threads()} threads, amp={cfg.amp}; "
+        f"{trainer.iters_per_epoch} steps, {torch.get_num_threads()} threads, amp={cfg.amp}; "
         f"run dir {run_dir}"
     )
-    try:
-        return {**trainer.fit(logger), "run_dir": str(run_dir)}
-    finally:
-        logger.close()
+    trainer.fit()
+    return {**test_best(trainer), "run_dir": str(run_dir)}
+
+
+def test_best(trainer) -> dict[str, Any]:
+    """Evaluates the best-on-val weights on the test split once; writes and returns RUN/results.json."""
+    task, st = trainer.task, trainer.state
+    best = ckpt.load_checkpoint(trainer.run_dir / "best", with_state=False)
+    trainer.model.load_state_dict(best.weights)
+    test = task.evaluate_split(trainer.model, task.data.test)
+    results = {
+        "model": task.config_json.get("model"),
+        "epochs": st.epoch,
+        "best_val_top1": st.best,
+        "test_top1": test["top1"],
+        "test_top5": test["top5"],
+        "test_loss": test["loss"],
+        "test_count": test["count"],
+        "train_wall_s": st.train_seconds,
+        "train_cpu_s": st.train_cpu_seconds,
+        "steps": st.iteration,
+        "images_seen": st.iteration * task.cfg.batch_size,
+        "stopped_by_time": trainer.stopped_by_time,
+        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "threads": torch.get_num_threads(),
+    }
+    ckpt.atomic_write_text(trainer.run_dir / RESULTS, json.dumps(results, indent=2) + "\n")
+    trainer.logger.info(
+        f"test (best val epoch weights): top-1 {test['top1']:.2f}% top-5 {test['top5']:.2f}% on "
+        f"{test['count']} images; training {st.train_seconds:.0f}s wall, {st.train_cpu_seconds:.0f}s CPU"
+    )
+    return results
 
 
 def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -21,7 +21,7 @@ from boxer.errors import BoxerError
 
 METRICS = "metrics.jsonl"  # as boxer.engine.logging.METRICS
 SCORES = ("bbox/AP", "bbox/AP50", "segm/AP", "segm/AP50", "val_top1", "val_top5")
-LOSSES = ("train_loss", "val_loss")  # classification runs (boxer/classification/trainer.py) name them so
+LOSSES = ("train_loss", "val_loss")  # classification runs (boxer/classification/task.py) name them so
 
 
 @dataclass
