@@ -9,15 +9,17 @@ items of some classes from training and validation (the classifier then has one 
 class), so that an open-vocabulary check's held-out classes are unseen by the backbone too
 (docs/open_vocabulary.md).
 
-The weights are written as safetensors under the backbone's loadable names (torchvision names for
+Pretraining is a task of the engine's `Trainer` (boxer/engine/trainer.py) that writes no run
+directory: no checkpoints, only the weights file and its report. The weights are written as
+safetensors under the backbone's loadable names (torchvision names for
 the torchvision ResNets), with BatchNorm statistics, which the detector then freezes.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
-import time
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from boxer.engine.logging import Progress
 from boxer.engine.pretrain_config import PretrainConfig
+from boxer.engine.task import LoopConfig, Task
+from boxer.engine.trainer import Trainer
 from boxer.errors import BoxerError
 
 
@@ -91,13 +94,75 @@ def _without_classes(images: Tensor, labels: Tensor, exclude: str) -> tuple[Tens
     return images[keep], remap[labels.long()[keep]], len(kept)
 
 
+class ItemBatches:
+    """Shuffled `(images [B, 3, S, S], labels [B])` batches of rendered items, last incomplete batch
+    dropped; order and renderings of epoch `e` are seeded by the seed and `e`."""
+
+    def __init__(self, items, *, batch_size: int, workers: int, seed: int) -> None:
+        self.items, self.batch_size, self.workers, self.seed = items, batch_size, workers, seed
+
+    def batches_per_epoch(self) -> int:
+        return len(self.items) // self.batch_size
+
+    def epoch(self, epoch: int, start: int = 0):
+        self.items.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(
+            self.items, batch_size=self.batch_size, shuffle=True, drop_last=True,
+            generator=torch.Generator().manual_seed(self.seed * 1000 + epoch),
+            num_workers=self.workers, persistent_workers=self.workers > 0,
+        )  # fmt: skip
+        return itertools.islice(loader, start, None)
+
+
+class PretrainTask(Task):
+    """Classifies rendered Fashion-MNIST items with `backbone` + a linear head (cross-entropy with
+    label smoothing 0.1, AdamW, warm-up over 3% of the steps then cosine to 1%)."""
+
+    tensorboard = False
+
+    def __init__(self, cfg: PretrainConfig, backbone: nn.Module, train_set, num_classes: int) -> None:
+        self.cfg, self.train_set = cfg, train_set
+        self.model = _Classifier(backbone, num_classes)
+        self.recent: deque[float] = deque(maxlen=20)  # the last steps' losses, for the report
+
+    def train_batches(self, info) -> ItemBatches:
+        cfg = self.cfg
+        return ItemBatches(self.train_set, batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        from boxer.engine.optim import weight_decay_groups
+
+        return torch.optim.AdamW(weight_decay_groups(model, self.cfg.weight_decay), lr=self.cfg.lr)
+
+    def build_schedule(self, optimizer, *, iters_per_epoch: int, total_iters: int):
+        from boxer.engine.optim import CosineSchedule
+
+        warmup = max(total_iters // 33, 1)
+        return CosineSchedule(optimizer, total_steps=total_iters, warmup_steps=warmup, min_ratio=0.01)
+
+    def losses(self, net: nn.Module, batch, device: torch.device) -> dict[str, Tensor]:
+        images, labels = batch
+        logits = net(images.to(device))  # B, classes
+        return {"loss": F.cross_entropy(logits.float(), labels.to(device), label_smoothing=0.1)}
+
+    def after_step(self, trainer, values: dict[str, float]) -> None:
+        self.recent.append(values["loss"])
+
+
+def _loop_config(cfg: PretrainConfig, steps_per_epoch: int) -> LoopConfig:
+    """`epochs` (a fraction allowed) as a step count; the time cap counts training time."""
+    total = max(int(cfg.epochs * steps_per_epoch), 1)
+    return LoopConfig(
+        max_iters=total, max_minutes=cfg.max_minutes, clock="training", amp=cfg.amp, device="cpu",
+        eval_every=0, progress=cfg.progress,
+    )  # fmt: skip
+
+
 def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     """Trains the classifier, writes the backbone weights and a report; returns the report."""
-    from safetensors.torch import save_file
 
     from boxer.data.fashion_items import FashionItems
     from boxer.data.fashion_mnist import FASHION_MNIST_CLASSES, class_indices, load_fashion_mnist
-    from boxer.engine.optim import warmup_cosine, weight_decay_groups
     from boxer.models.backbones import BACKBONES, create_backbone
 
     out = Path(cfg.out)
@@ -124,50 +189,18 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
         raise BoxerError(
             f"--backbone {cfg.backbone}: cannot be built with trainable BatchNorm ({err})"
         ) from None
-    model = _Classifier(backbone, num_classes)
-    opt = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps_per_epoch = len(train_set) // cfg.batch_size
-    total = max(int(cfg.epochs * steps_per_epoch), 1)
-    factor = warmup_cosine(total, max(total // 33, 1), 0.01)  # by steps or time, whichever is further
-    loader_kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    task = PretrainTask(cfg, backbone, train_set, num_classes)
+    trainer = Trainer(task, _loop_config(cfg, len(train_set) // cfg.batch_size), run_dir=None)
+    trainer.fit()
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=256, num_workers=cfg.workers)
-    start, step, losses = time.monotonic(), 0, []
-    bar = Progress(total, desc="pretrain") if cfg.progress else None  # plain lines off a terminal
-    epoch = 0
-    while step < total:
-        train_set.set_epoch(epoch)
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(
-            train_set, shuffle=True, drop_last=True, generator=g, **loader_kw
-        )
-        for images_b, labels_b in loader:
-            spent = (time.monotonic() - start) / (60 * cfg.max_minutes) if cfg.max_minutes else 0.0
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * factor(step, spent)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
-                logits = model(images_b)  # B, 10
-            loss = F.cross_entropy(logits.float(), labels_b, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1, loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-            if step >= total or (cfg.max_minutes and time.monotonic() - start >= 60 * cfg.max_minutes):
-                total = step
-                break
-        epoch += 1
-    if bar is not None:
-        bar.close()
-    train_s = time.monotonic() - start
-    val_top1 = _accuracy(model, val_loader, cfg.amp)
+    val_top1 = _accuracy(task.model, val_loader, cfg.amp)
+    steps = trainer.state.iteration
     report = {
         "backbone": cfg.backbone,
-        "steps": step,
-        "images_seen": step * cfg.batch_size,
-        "train_seconds": round(train_s, 1),
-        "final_loss": round(sum(losses[-20:]) / max(len(losses[-20:]), 1), 4),
+        "steps": steps,
+        "images_seen": steps * cfg.batch_size,
+        "train_seconds": round(trainer.state.train_seconds, 1),
+        "final_loss": round(sum(task.recent) / max(len(task.recent), 1), 4),
         "val_top1": round(val_top1, 2),
         "val_items": len(val_set),
         "excluded_classes": [FASHION_MNIST_CLASSES[i] for i in class_indices(cfg.exclude_classes)]
@@ -175,14 +208,16 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
         else [],
         "config": asdict(cfg),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    save_file(
-        export_names(backbone), str(tmp), metadata={"backbone": cfg.backbone, "val_top1": f"{val_top1:.2f}"}
-    )
-    os.replace(tmp, out)
-    report_path = out.with_suffix(".json")
-    tmp = report_path.with_name(f".{report_path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, report_path)
+    _write(out, backbone, report, val_top1)
     return report
+
+
+def _write(out: Path, backbone: nn.Module, report: dict[str, Any], val_top1: float) -> None:
+    """The backbone weights and the JSON report beside them, each written atomically."""
+    from safetensors.torch import save
+
+    from boxer.data.io import atomic_write_bytes
+
+    metadata = {"backbone": report["backbone"], "val_top1": f"{val_top1:.2f}"}
+    atomic_write_bytes(out, save(export_names(backbone), metadata=metadata))
+    atomic_write_bytes(out.with_suffix(".json"), (json.dumps(report, indent=2) + "\n").encode())
