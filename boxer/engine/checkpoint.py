@@ -81,12 +81,16 @@ def save_checkpoint(
     versions.mkdir(parents=True, exist_ok=True)
     tmp = versions / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    save_file(state_dict_for_safetensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
-    torch.save(state, tmp / STATE)
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    try:
+        save_file(state_dict_for_safetensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        torch.save(state, tmp / STATE)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:  # a failed save leaves no half-written directory behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     final = versions / f"{name}-{int(state.get('iteration', 0)):08d}-{uuid.uuid4().hex[:6]}"
     os.rename(tmp, final)
     _fsync_dir(versions)

@@ -1,4 +1,5 @@
-"""The training loop: exact resume, gradient accumulation, non-finite losses, metrics.jsonl."""
+"""The training loop, through detection and through a toy task: exact resume, gradient accumulation,
+the time cap, non-finite losses, atomic checkpoints, metrics.jsonl."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fakes import TinyDetection, TinyDetector, collate
 from boxer.engine.checkpoint import load_checkpoint
 from boxer.engine.config import TrainConfig
 from boxer.engine.detection import detection_trainer
+from boxer.engine.optim import CosineSchedule
 from boxer.engine.rng import seed_everything
+from boxer.engine.task import LoopConfig, Task
 from boxer.engine.trainer import NonFiniteLoss, Trainer
 
 
@@ -135,3 +138,119 @@ def test_time_schedule_reaches_the_lr_drop_under_a_time_cap(tmp_path, time_sched
     assert t.state.iteration == 1
     rest = [g["lr"] for g in t.optimizer.param_groups if g["name"] == "rest"][0]
     assert rest == pytest.approx(1e-3 if time_schedule else 1e-2)
+
+
+# ---------------------------------------------------------------- the Trainer with a toy task
+
+
+class ToyBatches:
+    """Random regression batches fixed by (epoch, index): 4 per epoch."""
+
+    def batches_per_epoch(self) -> int:
+        return 4
+
+    def epoch(self, epoch: int, start: int = 0):
+        for index in range(start, 4):
+            g = torch.Generator().manual_seed(100 * epoch + index)
+            x = torch.randn(8, 3, generator=g)
+            yield x, x.sum(-1, keepdim=True)
+
+
+class ToyTask(Task):
+    """A linear model with dropout (so RNG restore matters); `nan_at` poisons that step's loss."""
+
+    tensorboard = False
+
+    def __init__(self, nan_at: int | None = None) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(3, 1))
+        self.nan_at, self.calls = nan_at, 0
+
+    def train_batches(self, info):
+        return ToyBatches()
+
+    def build_optimizer(self, model):
+        return torch.optim.AdamW(model.parameters(), lr=0.05)
+
+    def build_schedule(self, optimizer, *, iters_per_epoch, total_iters):
+        return CosineSchedule(optimizer, total_steps=total_iters, warmup_steps=2, min_ratio=0.1)
+
+    def losses(self, net, batch, device):
+        self.calls += 1
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        return {"loss": loss * float("nan") if self.calls == self.nan_at else loss}
+
+    def describe(self, batch) -> str:
+        return "toy batch"
+
+    def evaluate(self, model):
+        return {"score": -sum(float(p.detach().abs().sum()) for p in model.parameters())}
+
+
+def toy_trainer(run_dir, task=None, **loop) -> Trainer:
+    settings = dict(epochs=3, device="cpu", progress=False, best_metric="score", clip_max_norm=1.0)
+    return Trainer(task or ToyTask(), LoopConfig(**{**settings, **loop}), run_dir=run_dir)
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_toy_task_resumes_bit_identically(tmp_path, accum):
+    straight = toy_trainer(tmp_path / "a", accum_steps=accum)
+    straight.fit()
+    half = straight.state.iteration // 2
+    first = toy_trainer(tmp_path / "b", accum_steps=accum)
+    first.fit(stop_at_iteration=half)
+    torch.manual_seed(7)  # as a fresh process would be
+    second = toy_trainer(tmp_path / "b", accum_steps=accum)  # into the same run, as --resume does
+    second.resume(tmp_path / "b" / "last")
+    second.fit()
+    assert second.state.iteration == straight.state.iteration == 12 // accum
+    assert_identical(weights(second), weights(straight))
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("clock", ["run", "training"])
+def test_toy_task_time_cap_stops_and_anneals(tmp_path, clock):
+    t = toy_trainer(tmp_path, epochs=50, max_minutes=1e-9, clock=clock)
+    record = t.fit()
+    assert t.stopped_by_time and t.state.iteration == 1 and record["epoch"] == 1
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.1)  # the cosine's end
+    if clock == "training":  # a resumed run whose training time is spent trains no more
+        again = toy_trainer(tmp_path / "again", epochs=50, max_minutes=1e-9, clock=clock)
+        again.resume(tmp_path / "last")
+        again.fit()
+        assert again.state.iteration == 1
+
+
+def test_toy_task_non_finite_loss_stops_before_the_step(tmp_path):
+    t = toy_trainer(tmp_path, task=ToyTask(nan_at=6))
+    with pytest.raises(NonFiniteLoss, match="epoch 2, iteration 6: loss=nan; toy batch; last good") as err:
+        t.fit()
+    assert "\n" not in str(err.value)
+    kept = load_checkpoint(tmp_path / "last")
+    assert kept.state["iteration"] == 4 and t.state.iteration == 5  # step 6 never ran
+    assert all(torch.isfinite(v).all() for v in weights(t).values())
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    t = toy_trainer(tmp_path, epochs=2)
+    t.fit()
+    before = (tmp_path / "last").resolve()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        t.save("last")
+    assert (tmp_path / "last").resolve() == before
+    assert load_checkpoint(tmp_path / "last").state["iteration"] == 8
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
+
+
+def test_without_a_run_directory_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    t = toy_trainer(None, epochs=2)
+    t.fit()
+    assert t.state.iteration == 8 and list(tmp_path.iterdir()) == []
