@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -25,7 +25,9 @@ from boxer.data.io import atomic_write_bytes
 from boxer.engine.checkpoint import CONFIG, WEIGHTS, atomic_write_text
 from boxer.engine.config import TrainConfig
 from boxer.errors import BoxerError
-from boxer.models.boxer2d import official as O
+
+if TYPE_CHECKING:
+    from boxer.models.boxer2d.official import OfficialLayout
 
 RELEASED_RESIDUAL_MODE = "v2"  # the one released file, "BoxeR-R101-5x (v2)"
 CLASS_MODES = ("coco80", "raw")
@@ -33,6 +35,8 @@ CLASS_MODES = ("coco80", "raw")
 
 def read_official_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any] | None]:
     """The state dict of an official `.ckpt` / `.pth` file (no `module.` prefix) and its config, if any."""
+    from boxer.models.boxer2d import official as O  # BoxeR-2D only: loaded when converting
+
     path = Path(path)
     if not path.is_file():
         raise BoxerError(f"{path}: file not found")
@@ -85,6 +89,8 @@ def convert_official(
             cat_ids 0..C-1).
         overwrite: replace `model.safetensors` / `config.json` already in `out`.
     """
+    from boxer.models.boxer2d import official as O
+
     out = _check_out(Path(out), overwrite)
     state, file_config = read_official_file(path)
     try:
@@ -137,9 +143,10 @@ def _residual_mode(flag: str | None, config: dict[str, Any] | None) -> tuple[str
     return RELEASED_RESIDUAL_MODE, "default: the released R101-5x file is v2"
 
 
-def _expected_shapes(name: str, layout: O.OfficialLayout, kwargs: dict) -> dict[str, torch.Size]:
+def _expected_shapes(name: str, layout: OfficialLayout, kwargs: dict) -> dict[str, torch.Size]:
     """The state dict shapes of boxer model `name`, built on the meta device."""
     from boxer.engine.runner import build_model
+    from boxer.models.boxer2d import official as O
 
     if not name.startswith("boxer2d"):
         raise BoxerError(
@@ -161,6 +168,8 @@ def _expected_shapes(name: str, layout: O.OfficialLayout, kwargs: dict) -> dict[
 
 def _classes(mode: str, num_classes: int, path: str | Path) -> tuple[list[int], list[str]]:
     """cat_ids and class names of the converted head."""
+    from boxer.models.boxer2d import official as O
+
     if mode not in CLASS_MODES:
         raise BoxerError(f"--classes: expected one of {', '.join(CLASS_MODES)}, got {mode!r}")
     if mode == "raw":

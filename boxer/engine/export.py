@@ -31,8 +31,6 @@ from torch import Tensor, nn
 from torchvision.ops import box_convert
 
 from boxer.errors import BoxerError
-from boxer.models.boxer2d.masks import paste_masks
-from boxer.models.boxer2d.postprocess import select_topk
 
 FORMATS = ("onnx", "torch-export")
 OPSET = 18
@@ -60,6 +58,8 @@ class BoxeRExport(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor, orig_sizes: Tensor) -> tuple[Tensor, ...]:
+        from boxer.models.boxer2d.postprocess import select_topk  # the model's own, when it is used
+
         m = self.model
         out = m._run(images, None, dense=False)
         logits, boxes = m.head(out.states[-1].t3, out.layer_windows(-1))  # B, Q, C / B, Q, 4
@@ -77,6 +77,8 @@ class BoxeRExport(nn.Module):
         """Masks bool[B, K, H, W] at the input size and rescored scores, as `BoxeR2D._predict_masks`:
         the mask of a detection is its query's, in the channel of the query's argmax class, pasted
         into the unclipped box."""
+        from boxer.models.boxer2d.masks import paste_masks
+
         m = self.model
         B, K = queries.shape
         feats = m.transformer.mask_features(out, len(out.states) - 1, queries)  # B, K, g, g, d
