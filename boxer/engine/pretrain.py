@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from boxer.engine.precision import autocast
 from boxer.engine.pretrain_config import PretrainConfig
 from boxer.engine.task import LoopConfig, Task
 from boxer.engine.trainer import Trainer
@@ -71,8 +72,8 @@ def _accuracy(model: nn.Module, loader, amp: str) -> float:
     model.eval()
     right = seen = 0
     for images, labels in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(images)  # B, 10
+        with autocast("cpu", amp):
+            logits = model(images)  # B, classes
         right += int((logits.argmax(-1) == labels).sum())
         seen += len(labels)
     model.train()
