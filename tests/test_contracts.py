@@ -57,9 +57,11 @@ def test_every_package_and_module_is_in_the_map():
 
 
 def test_checkpoint_and_run_files_are_the_ones_written():
+    from boxer.classification import runner
     from boxer.engine import checkpoint, logging, outputs
 
     written = {checkpoint.WEIGHTS, checkpoint.STATE, checkpoint.CONFIG, logging.METRICS} | outputs.RUN_FILES
+    written.add(runner.RESULTS)  # a train-cls run's test metrics
     text = _section("Checkpoints and runs")
     named = set(re.findall(r"`([\w.]+\.(?:safetensors|pt|json|jsonl|txt))`", text))
     assert named, "the section names no file"
