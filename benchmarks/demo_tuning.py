@@ -1,7 +1,8 @@
 """AP-vs-iteration curves of a FashionScenes recipe, for tuning the CPU demo without touching val.
 
-Trains a detector on FashionScenes train and evaluates every `--every` iterations on a *tuning*
-set: scenes generated with another seed (their train split, so Fashion-MNIST train items only), e.g.
+Trains a detector on FashionScenes train (the engine's `Trainer`, boxer/engine/trainer.py) and
+evaluates every `--every` iterations on a *tuning* set: scenes generated with another seed (their
+train split, so Fashion-MNIST train items only), e.g.
 
     .venv/bin/boxer data fashion-scenes --out /tmp/fs_tune --train 200 --val 10 --seed 7
     taskset -c 0 .venv/bin/python benchmarks/demo_tuning.py --tag E --threads 1 --no-augment --amp bf16 \
@@ -32,10 +33,12 @@ from boxer.data import collate_detection
 from boxer.engine.checkpoint import atomic_write_text
 from boxer.engine.config import TrainConfig
 from boxer.engine.data import Split, coco_dataset
+from boxer.engine.detection import DetectionTask
 from boxer.engine.distributed import init_distributed
 from boxer.engine.evaluate import evaluate_detector, predict_batches
-from boxer.engine.optim import build_optimizer, build_schedule
 from boxer.engine.precision import autocast
+from boxer.engine.task import LoopConfig
+from boxer.engine.trainer import Trainer
 
 
 def _split(root: str, split: str) -> Split:
@@ -77,6 +80,53 @@ def step_gflops(model, batch, amp: str) -> float:
     return count_flops(step) / 1e9
 
 
+class LoaderBatches:
+    """The batches of a plain shuffled DataLoader, one pass per epoch (the order the global RNG gives)."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def batches_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int, start: int = 0):
+        return iter(self.loader)
+
+
+class TuningTask(DetectionTask):
+    """Detection on the engine's Trainer, evaluated on the tuning scenes every `every` iterations;
+    counts the seconds of the steps alone (not data loading, not evaluation) and a smoothed loss."""
+
+    def __init__(self, cfg, model, train_set, *, collate_fn, loader, tune, every: int) -> None:
+        super().__init__(cfg, model, train_set, collate_fn=collate_fn)
+        self.loader, self.tune, self.every = loader, tune, every
+        self.info = init_distributed("cpu")
+        self.train_s, self.loss_avg, self.curve, self.start = 0.0, 0.0, [], 0.0
+
+    def train_batches(self, info) -> LoaderBatches:
+        return LoaderBatches(self.loader)
+
+    def losses(self, net, batch, device):
+        self.start = time.perf_counter()
+        return super().losses(net, batch, device)
+
+    def after_step(self, trainer, values) -> None:
+        it, last = trainer.state.iteration, trainer.cfg.max_iters
+        self.train_s += time.perf_counter() - self.start
+        self.loss_avg = values["loss"] if it == 1 else 0.95 * self.loss_avg + 0.05 * values["loss"]
+        if it % self.every == 0 or it == last:
+            self.model.eval()
+            with contextlib.redirect_stdout(io.StringIO()):
+                m = evaluate_detector(
+                    self.model, self.tune, info=self.info, collate_fn=collate_detection, batch_size=8
+                )
+            self.model.train()
+            row = {"it": it, "train_s": round(self.train_s, 1), "AP": round(m["bbox/AP"], 4),
+                   "AP50": round(m["bbox/AP50"], 4), "loss": round(self.loss_avg, 3)}  # fmt: skip
+            self.curve.append(row)
+            print(row, flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/fashion-scenes", help="FashionScenes folder (its train split)")
@@ -109,41 +159,21 @@ def main() -> None:
         dict(lr=a.lr, lr_backbone=a.lr_backbone, warmup_iters=a.warmup, warmup_factor=0.01,
              lr_steps=[int(a.iters * a.drop)], lr_step_unit="iter")
     )  # fmt: skip
-    opt = build_optimizer(model, cfg)
-    sched = build_schedule(opt, cfg, iters_per_epoch=1)
     loader = torch.utils.data.DataLoader(
         train, batch_size=a.batch_size, shuffle=True, collate_fn=collate_detection, num_workers=1,
         drop_last=True, persistent_workers=True,
     )  # fmt: skip
-    info = init_distributed("cpu")
-    it, train_s, loss_avg, curve = 0, 0.0, 0.0, []
     model.train()
     gflops = step_gflops(model, next(iter(loader)), a.amp)
-    while it < a.iters:
-        for batch in loader:
-            start = time.perf_counter()
-            with autocast("cpu", a.amp):
-                losses = model(batch.images, batch.pad_mask, batch.targets)
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-            opt.step()
-            sched.step()
-            it += 1
-            train_s += time.perf_counter() - start
-            value = float(losses["loss"].detach())
-            loss_avg = value if it == 1 else 0.95 * loss_avg + 0.05 * value
-            if it % a.every == 0 or it == a.iters:
-                model.eval()
-                with contextlib.redirect_stdout(io.StringIO()):
-                    m = evaluate_detector(model, tune, info=info, collate_fn=collate_detection, batch_size=8)
-                model.train()
-                row = {"it": it, "train_s": round(train_s, 1), "AP": round(m["bbox/AP"], 4),
-                       "AP50": round(m["bbox/AP50"], 4), "loss": round(loss_avg, 3)}  # fmt: skip
-                curve.append(row)
-                print(row, flush=True)
-            if it >= a.iters:
-                break
+    task = TuningTask(
+        cfg, model, train, collate_fn=collate_detection, loader=loader, tune=tune, every=a.every
+    )
+    loop = LoopConfig(
+        max_iters=a.iters, amp=a.amp, device="cpu", clip_max_norm=0.1, eval_every=0, progress=False
+    )
+    trainer = Trainer(task, loop, run_dir=None)
+    trainer.fit()
+    it, train_s, curve = trainer.state.iteration, task.train_s, task.curve
     model.eval()
     if a.save:
         from safetensors.torch import save_file
