@@ -250,3 +250,9 @@ class BoxeR2D(nn.Module):
             groups[key].append(p)
         lrs = {"backbone": lr_backbone, "linear_box": lr * self.lr_linear_box_mult, "rest": lr}
         return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
+
+    def export_wrapper(self) -> nn.Module:
+        """The module `boxer export` traces: inference plus post-processing (boxer2d/export.py)."""
+        from boxer.models.boxer2d.export import BoxeRExport
+
+        return BoxeRExport(self)
