@@ -16,7 +16,8 @@ B is dynamic everywhere; H and W are dynamic for the detectors (any size >= MIN_
 keep the export size. Images of one batch share one size (no padding mask in the graph). Masks
 come at the size of `images`: equal to the PyTorch masks when no resize happened (h0, w0 = H, W);
 `boxer predict --onnx` resizes them to the original size otherwise. Scores of mask models are
-rescored with the pasted masks, as in `BoxeR2D.predict`.
+rescored with the pasted masks, as in `BoxeR2D.predict`. A detector names its wrapper
+(`model.export_wrapper()`, written next to the model; docs/export.md).
 """
 
 from __future__ import annotations
@@ -28,96 +29,26 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_convert
 
 from boxer.errors import BoxerError
 
 FORMATS = ("onnx", "torch-export")
 OPSET = 18
 MIN_SIDE, MAX_SIDE = 96, 4096
-MASK_THRESHOLD = 0.5  # foreground: probability >= 0.5, the official threshold
 META_KEY = "boxer"  # ONNX metadata_props key / .pt2 extra file holding the metadata JSON
 
 
-def _to_pixels(boxes: Tensor, sizes: Tensor) -> Tensor:
-    """boxes Tensor[B, K, 4] cxcywh normalised, sizes Tensor[B, 2] (h, w) -> xyxy pixels, unclipped."""
-    h, w = sizes[:, 0, None].to(boxes.dtype), sizes[:, 1, None].to(boxes.dtype)  # B, 1
-    scale = torch.stack((w, h, w, h), dim=-1)  # B, 1, 4
-    return box_convert(boxes, "cxcywh", "xyxy") * scale
-
-
-class BoxeRExport(nn.Module):
-    """BoxeR-2D inference with its post-processing, on a batch of same-size unpadded images.
-
-    Args:
-        model: a `BoxeR2D` in eval mode.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: Tensor, orig_sizes: Tensor) -> tuple[Tensor, ...]:
-        from boxer.models.boxer2d.postprocess import select_topk  # the model's own, when it is used
-
-        m = self.model
-        out = m._run(images, None, dense=False)
-        logits, boxes = m.head(out.states[-1].t3, out.layer_windows(-1))  # B, Q, C / B, Q, 4
-        scores, queries, labels = select_topk(logits.float(), m.num_select)  # B, K
-        picked = boxes.float().gather(1, queries[..., None].expand(-1, -1, 4))  # B, K, 4 cxcywh
-        xyxy = box_convert(picked, "cxcywh", "xyxy").clamp(0, 1)
-        h0, w0 = orig_sizes[:, 0, None].float(), orig_sizes[:, 1, None].float()
-        pixels = xyxy * torch.stack((w0, h0, w0, h0), dim=-1)  # B, K, 4
-        if not m.with_masks:
-            return pixels, scores, labels
-        masks, scores = self._masks(out, logits, picked, queries, scores, images.shape[-2:])
-        return pixels, scores, labels, masks
-
-    def _masks(self, out, logits: Tensor, picked: Tensor, queries: Tensor, scores: Tensor, size):
-        """Masks bool[B, K, H, W] at the input size and rescored scores, as `BoxeR2D._predict_masks`:
-        the mask of a detection is its query's, in the channel of the query's argmax class, pasted
-        into the unclipped box."""
-        from boxer.models.boxer2d.masks import paste_masks
-
-        m = self.model
-        B, K = queries.shape
-        feats = m.transformer.mask_features(out, len(out.states) - 1, queries)  # B, K, g, g, d
-        classes = logits.argmax(-1).gather(1, queries)  # B, K
-        mlog = m.mask_head(feats.flatten(0, 1), classes.flatten())  # B*K, 2g, 2g
-        H, W = size
-        hw = torch.stack((torch.full_like(queries[:, 0], H), torch.full_like(queries[:, 0], W)), dim=-1)
-        box = _to_pixels(picked, hw).flatten(0, 1)  # B*K, 4
-        prob = paste_masks(mlog.float().sigmoid(), box, H, W)  # B*K, H, W
-        fg = prob >= MASK_THRESHOLD
-        mean = (prob * fg).flatten(1).sum(1) / fg.flatten(1).sum(1).clamp(min=1)
-        return fg.view(B, K, H, W), scores * mean.view(B, K)
-
-
-class DETRExport(nn.Module):
-    """DETR inference: one detection per query (best real class), boxes in original pixels."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: Tensor, orig_sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits, boxes = self.model.heads(self.model._decode(images, None)[-1])  # B, Q, C+1 / B, Q, 4
-        scores, labels = logits.float().softmax(-1)[..., :-1].max(-1)  # B, Q
-        xyxy = box_convert(boxes.float(), "cxcywh", "xyxy").clamp(0, 1)
-        h0, w0 = orig_sizes[:, 0, None].float(), orig_sizes[:, 1, None].float()
-        return xyxy * torch.stack((w0, h0, w0, h0), dim=-1), scores, labels
-
-
 def wrap(model: nn.Module) -> tuple[nn.Module, str]:
-    """The export wrapper of a model and its kind ("boxer2d", "detr" or "classifier")."""
-    from boxer.models.boxer2d import BoxeR2D
-    from boxer.models.classifiers import ImageClassifier
-    from boxer.models.detr.model import DETR
+    """The export wrapper of a model and its kind ("boxer2d", "detr" or "classifier").
 
-    if isinstance(model, BoxeR2D):
-        return BoxeRExport(model).eval(), "boxer2d"
-    if isinstance(model, DETR):
-        return DETRExport(model).eval(), "detr"
+    A detector names its own wrapper (`model.export_wrapper()`, with the post-processing; its
+    `kind` attribute is the kind); a classifier is exported as it is.
+    """
+    from boxer.models.classifiers import ImageClassifier
+
+    if hasattr(model, "export_wrapper"):
+        wrapper = model.export_wrapper()
+        return wrapper.eval(), wrapper.kind
     if isinstance(model, ImageClassifier):
         return model.eval(), "classifier"
     raise BoxerError(f"export: {type(model).__name__} cannot be exported (only BoxeR-2D, DETR, classifiers)")
@@ -195,11 +126,15 @@ def load_for_export(checkpoint: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """A detector or classifier checkpoint, on the CPU, in eval mode; and its config."""
     from boxer.engine import checkpoint as ckpt
 
-    config = ckpt.load_checkpoint(checkpoint, with_state=False).config
-    if config.get("task") == "classification":
-        from boxer.classification.runner import load_classifier
+    point = ckpt.load_checkpoint(checkpoint, with_state=False)
+    config = point.config
+    if config.get("task") == "classification":  # written by `boxer train-cls`: rebuilt as it was
+        from boxer.models import MODELS
 
-        return load_classifier(checkpoint)
+        kwargs = config.get("model_kwargs", {})
+        model = MODELS.create(config["model"], num_classes=config["num_classes"], **kwargs)
+        ckpt.load_model_weights(model, point.weights, point.path, config["model"])
+        return model.eval(), config
     from boxer.engine.runner import load_detector
 
     return load_detector(checkpoint, torch.device("cpu"))

@@ -130,3 +130,9 @@ class DETR(nn.Module):
                 groups["backbone" if name.startswith("backbone.") else "rest"].append(p)
         lrs = {"backbone": lr_backbone, "rest": lr}
         return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
+
+    def export_wrapper(self) -> nn.Module:
+        """The module `boxer export` traces: inference plus post-processing (detr/export.py)."""
+        from boxer.models.detr.export import DETRExport
+
+        return DETRExport(self)
