@@ -124,9 +124,7 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model = build_classifier(
         config["model"], num_classes=config["num_classes"], model_kwargs=config.get("model_kwargs", {})
     )
-    missing, unexpected = model.load_state_dict(point.weights, strict=False)
-    if missing or unexpected:
-        raise BoxerError(f"{point.path}: weights do not fit {config['model']} ({len(missing)} missing)")
+    ckpt.load_model_weights(model, point.weights, point.path, config["model"])
     return model.eval(), config
 
 

@@ -210,3 +210,13 @@ def load_matching(model: nn.Module, weights: dict[str, Tensor]) -> tuple[list[st
     skipped += [f"{k} (not in checkpoint, left at init)" for k in own if k not in weights]
     model.load_state_dict(fits, strict=False)
     return sorted(fits), skipped
+
+
+def load_model_weights(model: nn.Module, weights: dict[str, Tensor], path: str | Path, name: str) -> None:
+    """Loads `weights` into `model` strictly: every tensor, no more; else a BoxerError naming `path`."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise BoxerError(
+            f"{path}: weights do not match {name} ({len(missing)} missing, e.g. {missing[:2]}; "
+            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})"
+        )

@@ -194,13 +194,7 @@ def load_detector(path: str | Path, device: torch.device) -> tuple[nn.Module, di
         kwargs = {k: v for k, v in kwargs.items() if k != "class_names"}
         kwargs["text_embeddings"] = loaded.weights[TEXT_KEY]
     model = build_model(config["model"], num_classes=config["num_classes"], model_kwargs=kwargs)
-    missing, unexpected = model.load_state_dict(loaded.weights, strict=False)
-    if missing or unexpected:
-        raise BoxerError(
-            f"{loaded.path}: weights do not match {config['model']} "
-            f"({len(missing)} missing, e.g. {missing[:2]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})"
-        )
+    ckpt.load_model_weights(model, loaded.weights, loaded.path, config["model"])
     return model.to(device).eval(), config
 
 
