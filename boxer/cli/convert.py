@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from boxer.engine.convert import convert_official
+    from boxer.models.boxer2d.convert import convert_official
 
     config = convert_official(
         args.file,

@@ -4,8 +4,8 @@ The trainer owns the loop: gradient accumulation, mixed precision, DDP, the time
 time-aware schedule, the non-finite-loss policy, exact resume, atomic checkpoints, logging and
 progress. A *task* owns what is particular to one kind of training: the model, the training batches,
 the optimiser and schedule, the loss of one batch, evaluation and what an epoch's metrics line
-holds. Detection (`boxer.engine.detection`), classification (`boxer.classification.task`) and
-backbone pretraining (`boxer.engine.pretrain`) are tasks; docs/training.md, "The Trainer and
+holds. Detection (`boxer.engine.detection`), classification (the classification package's
+`task.py`) and backbone pretraining (`boxer.engine.pretrain`) are tasks; docs/training.md, "The Trainer and
 tasks", shows how to add one.
 """
 

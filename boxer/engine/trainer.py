@@ -1,8 +1,8 @@
 """The training loop of every task: exact resume, DDP, gradient accumulation, AMP, time cap, checkpoints.
 
 One `Trainer` runs a *task* (boxer/engine/task.py: the model, its batches, optimiser and schedule, the
-loss of a batch, evaluation), for detection (boxer/engine/detection.py), classification
-(boxer/classification/task.py) and backbone pretraining (boxer/engine/pretrain.py); the loop follows
+loss of a batch, evaluation), for detection (boxer/engine/detection.py), classification (the
+classification package's task.py) and backbone pretraining (boxer/engine/pretrain.py); the loop follows
 the step-plus-hooks shape of detectron2's SimpleTrainer, written small. One *iteration* is one
 optimiser step over `accum_steps` micro-batches. Checkpoints are taken at iteration boundaries and
 hold everything needed to continue bit-identically: weights, optimiser, schedule, scaler, per-rank

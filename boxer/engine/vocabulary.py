@@ -1,6 +1,6 @@
 """Naming the classes of a text-head checkpoint at inference (`boxer predict --text`, `boxer eval
 --classes`): the open-vocabulary use of OWL-ViT (Minderer et al., ECCV 2022) on BoxeR-2D's text head
-(`boxer/models/boxer2d/text_head.py`).
+(docs/open_vocabulary.md).
 
 Names the checkpoint was trained with reuse its cached text embeddings (no encoder needed); other
 names are encoded with the checkpoint's `text_encoder` and `text_prompt`.

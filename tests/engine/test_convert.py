@@ -1,4 +1,4 @@
-"""`boxer.engine.convert`: official .ckpt / .pth files -> boxer checkpoint directories that load strictly."""
+"""`boxer.models.boxer2d.convert`: official .ckpt / .pth files -> boxer checkpoint directories that load strictly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from official_helpers import boxer_targets, official_state_dict
 from safetensors.torch import load_file
 
 from boxer.data.coco_categories import COCO_CAT_IDS
-from boxer.engine.convert import convert_official, residual_mode_of
+from boxer.models.boxer2d.convert import convert_official, residual_mode_of
 from boxer.engine.runner import load_detector
 from boxer.errors import BoxerError
 

@@ -7,7 +7,7 @@ table), with two exceptions: the decoder self-attention's packed `in_proj` ([q; 
 raw COCO category ids, so its class heads have 91 rows; `select_class_rows` keeps the rows of chosen
 ids (the 80 COCO categories) in the class head and the mask predictor.
 
-Pure functions on state dicts; reading files and writing checkpoints is `boxer.engine.convert`.
+Pure functions on state dicts; reading files and writing checkpoints is `convert.py` next to it.
 Every refusal is a `BoxerError` whose message starts with the offending key.
 """
 

@@ -3,7 +3,7 @@
 Reads the official file with `torch.load(weights_only=True)` (tensors and plain containers only):
 a periodic `*.ckpt` (a dict whose `model` entry is the state dict, with the training `config`) or a
 `*_final.pth` (the state dict itself, keys maybe prefixed `module.`). Reads the architecture from
-the keys (`boxer.models.boxer2d.official`), checks every tensor against the boxer model's state dict
+the keys (`official.py` next to this file), checks every tensor against the boxer model's state dict
 (built on the meta device: no memory, no initialisation), and writes `DIR/model.safetensors` and
 `DIR/config.json` in the format `boxer eval|predict --checkpoint DIR` load (docs/CONTRACTS.md,
 "Checkpoints and runs"). Test-time sizes are the official ones (shorter side 800, longer <= 1333),
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -25,9 +25,8 @@ from boxer.data.io import atomic_write_bytes
 from boxer.engine.checkpoint import CONFIG, WEIGHTS, atomic_write_text
 from boxer.engine.config import TrainConfig
 from boxer.errors import BoxerError
-
-if TYPE_CHECKING:
-    from boxer.models.boxer2d.official import OfficialLayout
+from boxer.models.boxer2d import official as O
+from boxer.models.boxer2d.official import OfficialLayout
 
 RELEASED_RESIDUAL_MODE = "v2"  # the one released file, "BoxeR-R101-5x (v2)"
 CLASS_MODES = ("coco80", "raw")
@@ -35,8 +34,6 @@ CLASS_MODES = ("coco80", "raw")
 
 def read_official_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any] | None]:
     """The state dict of an official `.ckpt` / `.pth` file (no `module.` prefix) and its config, if any."""
-    from boxer.models.boxer2d import official as O  # BoxeR-2D only: loaded when converting
-
     path = Path(path)
     if not path.is_file():
         raise BoxerError(f"{path}: file not found")
@@ -89,8 +86,6 @@ def convert_official(
             cat_ids 0..C-1).
         overwrite: replace `model.safetensors` / `config.json` already in `out`.
     """
-    from boxer.models.boxer2d import official as O
-
     out = _check_out(Path(out), overwrite)
     state, file_config = read_official_file(path)
     try:
@@ -146,7 +141,6 @@ def _residual_mode(flag: str | None, config: dict[str, Any] | None) -> tuple[str
 def _expected_shapes(name: str, layout: OfficialLayout, kwargs: dict) -> dict[str, torch.Size]:
     """The state dict shapes of boxer model `name`, built on the meta device."""
     from boxer.engine.runner import build_model
-    from boxer.models.boxer2d import official as O
 
     if not name.startswith("boxer2d"):
         raise BoxerError(
@@ -168,8 +162,6 @@ def _expected_shapes(name: str, layout: OfficialLayout, kwargs: dict) -> dict[st
 
 def _classes(mode: str, num_classes: int, path: str | Path) -> tuple[list[int], list[str]]:
     """cat_ids and class names of the converted head."""
-    from boxer.models.boxer2d import official as O
-
     if mode not in CLASS_MODES:
         raise BoxerError(f"--classes: expected one of {', '.join(CLASS_MODES)}, got {mode!r}")
     if mode == "raw":
