@@ -220,3 +220,13 @@ def load_model_weights(model: nn.Module, weights: dict[str, Tensor], path: str |
             f"{path}: weights do not match {name} ({len(missing)} missing, e.g. {missing[:2]}; "
             f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})"
         )
+
+
+def init_from(model: nn.Module, path: str | Path, log=print) -> None:
+    """`--init`: loads the tensors of `path` that fit `model` by name and shape; reports the rest."""
+    loaded, skipped = load_matching(model, load_weights_file(path))
+    if not loaded:
+        raise BoxerError(f"--init {path}: no tensor matches this model by name and shape")
+    log(f"init: loaded {len(loaded)} tensors from {path}; skipped {len(skipped)}")
+    for item in skipped:
+        log(f"  skipped {item}")

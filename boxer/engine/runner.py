@@ -51,16 +51,6 @@ def _detector_meta(train_set, model: nn.Module) -> dict[str, Any]:
     }
 
 
-def init_from(model: nn.Module, path: str, log=print) -> None:
-    """Loads the tensors of `path` that fit `model` and reports what was skipped."""
-    loaded, skipped = ckpt.load_matching(model, ckpt.load_weights_file(path))
-    if not loaded:
-        raise BoxerError(f"--init {path}: no tensor matches this model by name and shape")
-    log(f"init: loaded {len(loaded)} tensors from {path}; skipped {len(skipped)}")
-    for item in skipped:
-        log(f"  skipped {item}")
-
-
 def _on_main(info: DistInfo, fn) -> Any:
     """Runs `fn` on the main process; a BoxerError there is raised on every process."""
     result, message = None, None
@@ -114,7 +104,7 @@ def _train(cfg: TrainConfig, info: DistInfo, *, resume: str | None, output) -> d
     if getattr(model, "with_masks", False):  # mask models need the decoded segmentations too
         train_set, val_set = build_datasets(cfg, with_masks=True, check=False)
     if cfg.init and not resume:
-        init_from(model, cfg.init, log=print if info.is_main else (lambda *_: None))
+        ckpt.init_from(model, cfg.init, log=print if info.is_main else (lambda *_: None))
     evaluate_fn = None
     if val_set is not None:
         evaluate_fn = partial(
