@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from boxer.engine.config import AMP_MODES, amp_mode, did_you_mean
+from boxer.engine.config import (
+    AMP_MODES,
+    amp_mode,
+    coerce_like,
+    did_you_mean,
+    load_preset,
+    parse_model_value,
+    parse_set_args,
+)
 from boxer.errors import BoxerError
 
 
@@ -47,6 +55,7 @@ class ClassifyConfig:
     device: str = "cpu"
     threads: int | None = None
     progress: bool = True
+    init: str | None = None  # weights that fit are loaded before training (`--init`); not on resume
 
     def validate(self) -> None:
         """Raises BoxerError naming the first bad field."""
@@ -74,3 +83,23 @@ class ClassifyConfig:
         if unknown:
             raise BoxerError(f"config: unknown keys {', '.join(unknown)}{did_you_mean(unknown[0], known)}")
         return cls(**values)
+
+
+def resolve_classify_config(
+    preset: str | None = None, flags: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> ClassifyConfig:
+    """defaults < preset < CLI flags (None = not given) < `--set key=value`, as `boxer train`.
+
+    `--set` takes a config key (`epochs=3`) or a model keyword (`model.mixer=local`); a key that is
+    not a config key is a model keyword too (`mixer=local`), as `train-cls` always read it.
+    """
+    values: dict[str, Any] = dict(load_preset(preset)) if preset else {}
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    model_kwargs = dict(values.pop("model_kwargs", None) or {})
+    names = {f.name for f in fields(ClassifyConfig)} - {"model_kwargs"}
+    for key, text in parse_set_args(sets).items():
+        if key in names:
+            values[key] = coerce_like(getattr(ClassifyConfig(), key), key, text)
+        else:
+            model_kwargs[key.removeprefix("model.")] = parse_model_value(text)
+    return ClassifyConfig.from_dict({**values, "model_kwargs": model_kwargs})

@@ -68,6 +68,8 @@ def train_classifier(cfg: ClassifyConfig, *, resume: str | None = None) -> dict[
     )
     model = build_classifier(cfg.model, num_classes=data.num_classes, model_kwargs=cfg.model_kwargs)
     check_runs(model, cfg.image_size)
+    if cfg.init and not resume:
+        ckpt.init_from(model, cfg.init)
     run_dir = Path(cfg.out or f"runs/cls-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"class_names": data.class_names, "num_classes": data.num_classes}

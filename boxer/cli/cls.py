@@ -1,7 +1,9 @@
 """`boxer train-cls` and `boxer eval-cls`: image classification (Fashion-MNIST) with any classifier.
 
-Model keywords come as `--set key=value` (e.g. `--set mixer=local --set mixer_stages=(3,)`), parsed as
-`boxer train` parses `--set model.key=value`: Python literals, true/false/none, else plain strings.
+Flags as `boxer train`'s: `--config PRESET`, `--resume CKPT`, `--init CKPT`, `--set key=value` (config
+keys, and model keywords as `model.key=value` or a bare `key=value`, e.g. `--set mixer=local --set
+mixer_stages=(3,)`), parsed as `boxer train` parses them: Python literals, true/false/none, else
+plain strings. Precedence: defaults < preset < flags < `--set`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import json
 from typing import Any
 
+from boxer.cli.help import config_flag_adder
 from boxer.engine.config import AMP_HELP, AMP_MODES, amp_mode
 from boxer.errors import BoxerError
 
@@ -43,40 +46,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a registered classifier. The official train split loses --val-size images to "
         "validation (checkpoint selection); the test split is evaluated once, at the end.",
     )
-    p.add_argument("--model", default=d.model, help=f"registered classifier (default {d.model})")
-    p.add_argument("--data", default=d.data, help="dataset: fashion-mnist")
+    p.add_argument(
+        "--config", metavar="PRESET", help="a preset under configs/ (name or .py path; CONFIG = dict of "
+        "train-cls keys); default: none",
+    )  # fmt: skip
+    flag = config_flag_adder(p, d)
+    flag("--model", help="registered classifier")
+    flag("--data", help="dataset: fashion-mnist")
     p.add_argument("--data-root", help="folder with the dataset files (default: boxer.data's search)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default runs/cls-<model>-<time>)")
     p.add_argument(
-        "--resume", metavar="CKPT", help="continue from a checkpoint (RUN_DIR/last); default: a new run"
+        "--resume",
+        metavar="CKPT",
+        help="continue exactly from a checkpoint (RUN_DIR/last); default: a new run",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training split")
+    p.add_argument(
+        "--init", metavar="CKPT", help="initialise weights from a checkpoint or weights file; loads what "
+        "fits by name and shape (default: none)",
+    )  # fmt: skip
+    flag("--epochs", type=int, help="passes over the training split")
     p.add_argument(
         "--max-minutes",
         type=float,
         help="cap on training time (epochs only, not validation); the cosine schedule follows the "
         "larger of step and time progress, so a capped run still anneals before it stops (default: no cap)",
     )
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay of weights")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up length")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="cross-entropy smoothing")
-    p.add_argument("--translate", type=int, default=d.translate, help="random shift in pixels (0 = off)")
+    flag("--batch-size", type=int, help="images per step")
+    flag("--lr", type=float, help="peak AdamW learning rate")
+    flag("--weight-decay", type=float, help="AdamW weight decay of weights")
+    flag("--warmup-epochs", type=float, help="linear warm-up length")
+    flag("--label-smoothing", type=float, help="cross-entropy smoothing")
+    flag("--translate", type=int, help="random shift in pixels (0 = off)")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
-    p.add_argument("--amp", type=amp_mode, choices=AMP_MODES, default=d.amp, help=AMP_HELP)
+    flag("--erase", type=float, help="random-erasing probability")
+    flag("--amp", type=amp_mode, choices=AMP_MODES, help=AMP_HELP)
     p.add_argument("--no-channels-last", action="store_true", help="keep NCHW tensors (default NHWC)")
-    p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out for validation")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    flag("--val-size", type=int, help="training images held out for validation")
+    flag("--seed", type=int, help="random seed")
     p.add_argument("--limit-train", type=int, help="use only N training images (smoke runs; default: all)")
     p.add_argument("--limit-test", type=int, help="evaluate only N test images (smoke runs; default: all)")
     p.add_argument("--image-size", type=int, help="resize inputs (default: the model's own size)")
-    p.add_argument("--device", default=d.device, help="cpu or cuda")
+    flag("--device", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--set", nargs="+", action="extend", metavar="KEY=VALUE", help="model keywords (default: none)"
+        "--set",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="override a config key (epochs=3) or set a model keyword (model.mixer=local; a key that is "
+        "not a config key is a model keyword); default: none",
     )
     p.set_defaults(func=run_train)
 
@@ -97,16 +116,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from boxer.classification import ClassifyConfig, train_classifier
+    from boxer.classification import train_classifier
+    from boxer.classification.config import resolve_classify_config
 
-    values = {k: getattr(args, k) for k in _SAME_NAMES}
-    cfg = ClassifyConfig(
-        **values,
-        model_kwargs=parse_model_kwargs(args.set),
-        flip=not args.no_flip,
-        channels_last=not args.no_channels_last,
-        progress=not args.no_progress,
-    )
+    flags = {k: getattr(args, k) for k in (*_SAME_NAMES, "init")}
+    flags["flip"] = False if args.no_flip else None
+    flags["channels_last"] = False if args.no_channels_last else None
+    flags["progress"] = False if args.no_progress else None
+    cfg = resolve_classify_config(args.config, flags, args.set)
     results = train_classifier(cfg, resume=args.resume)
     print(json.dumps(results, indent=2))
     return 0

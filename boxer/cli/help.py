@@ -33,3 +33,14 @@ class BoxerArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def config_flag_adder(parser: argparse.ArgumentParser, defaults: object):
+    """`add(name, help=..., **kw)`: a flag for the config key `name` (--batch-size: batch_size) whose
+    value None means "not given", so a preset or `--set` may set the key; its help names the default."""
+
+    def add(name: str, *, help: str, **kw) -> None:
+        value = getattr(defaults, name[2:].replace("-", "_"))
+        parser.add_argument(name, help=f"{help} (default {value})", **kw)
+
+    return add

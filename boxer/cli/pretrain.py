@@ -1,84 +1,88 @@
-"""`boxer pretrain-backbone`: Fashion-MNIST classification pretraining of a detection backbone."""
+"""`boxer pretrain-backbone`: Fashion-MNIST classification pretraining of a detection backbone.
+
+Flags as `boxer train`'s where they apply: `--config PRESET` (CONFIG = dict of the keys of
+`PretrainConfig`), `--set key=value`, `--init WEIGHTS`; precedence defaults < preset < flags <
+`--set`. `--resume` is refused: pretraining keeps no run directory (docs/training.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from boxer.cli.help import config_flag_adder
 from boxer.engine.pretrain_config import PretrainConfig
+from boxer.errors import BoxerError
 
 _D = PretrainConfig()
+_FLAGS = (
+    "backbone", "out", "size", "epochs", "max_minutes", "batch_size", "lr", "val_size", "workers",
+    "seed", "amp", "fashion_root", "exclude_classes", "init",
+)  # fmt: skip
+NO_RESUME = (
+    "--resume: pretrain-backbone keeps no run directory to resume from; run it again, or continue "
+    "from its weights with --init OUT (the schedule restarts)"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    p = sub.add_parser(
         "pretrain-backbone",
         help="pretrain a detection backbone on Fashion-MNIST items (the FashionScenes analogue of ImageNet)",
         description="Train a backbone to classify Fashion-MNIST items rendered in the FashionScenes style "
         "(train split only), then write its weights for `--set model.pretrained_backbone=OUT`.",
     )
-    parser.add_argument(
-        "--backbone", default=_D.backbone, help=f"registered backbone (default {_D.backbone})"
-    )
-    parser.add_argument(
-        "--out", required=True, help="weights file to write (.safetensors; a .json report beside it)"
-    )
-    parser.add_argument("--size", type=int, default=_D.size, help=f"rendered image side (default {_D.size})")
-    parser.add_argument(
-        "--epochs", type=float, default=_D.epochs, help=f"passes over the items (default {_D.epochs})"
-    )
-    parser.add_argument(
-        "--max-minutes", type=float, default=_D.max_minutes, help="stop after this long (0 = no cap)"
-    )
-    parser.add_argument("--batch-size", type=int, default=_D.batch_size, help=f"default {_D.batch_size}")
-    parser.add_argument("--lr", type=float, default=_D.lr, help=f"peak AdamW learning rate (default {_D.lr})")
-    parser.add_argument(
-        "--val-size", type=int, default=_D.val_size, help="train items held out for validation"
-    )
-    parser.add_argument("--workers", type=int, default=_D.workers, help="rendering processes")
-    parser.add_argument(
-        "--amp", default=_D.amp, choices=["bf16", "none"], help="bf16 autocast (default) or none"
-    )
-    parser.add_argument("--seed", type=int, default=_D.seed, help="random seed")
-    parser.add_argument(
+    flag = config_flag_adder(p, _D)
+    p.add_argument(
+        "--config", metavar="PRESET", help="a preset under configs/ (name or .py path; CONFIG = dict of "
+        "pretraining keys); default: none",
+    )  # fmt: skip
+    flag("--backbone", help="registered backbone")
+    flag("--out", help="weights file to write (.safetensors; a .json report beside it)")
+    p.add_argument(
+        "--init", metavar="WEIGHTS", help="start the backbone from these weights (e.g. an earlier "
+        "pretraining's OUT; loaded by the backbone's pretrained=PATH loader); default: random init",
+    )  # fmt: skip
+    p.add_argument("--resume", metavar="CKPT", help="not supported (no run directory); default: none")
+    flag("--size", type=int, help="rendered image side")
+    flag("--epochs", type=float, help="passes over the items")
+    flag("--max-minutes", type=float, help="stop after this long (0 = no cap)")
+    flag("--batch-size", type=int, help="images per step")
+    flag("--lr", type=float, help="peak AdamW learning rate")
+    flag("--val-size", type=int, help="train items held out for validation")
+    flag("--workers", type=int, help="rendering processes")
+    flag("--amp", choices=["bf16", "none"], help="bf16 autocast or none")
+    flag("--seed", type=int, help="random seed")
+    p.add_argument(
         "--fashion-root",
-        default=None,
-        help=(
-            "folder with the Fashion-MNIST IDX files (default: "
-            "$BOXER_FASHION_MNIST, then the usual search, docs/data.md)"
-        ),
+        help="folder with the Fashion-MNIST IDX files (default: $BOXER_FASHION_MNIST, then the usual "
+        "search, docs/data.md)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
         "--exclude-classes",
-        default="",
         metavar="NAMES",
-        help="comma-separated classes left out of pretraining, e.g. 'Bag,Ankle boot' (held-out classes)",
+        help="comma-separated classes left out of pretraining, e.g. 'Bag,Ankle boot' (held-out "
+        "classes; default: none)",
     )
-    parser.set_defaults(func=run)
+    p.add_argument(
+        "--set", nargs="+", action="extend", metavar="KEY=VALUE",
+        help="override a pretraining key (e.g. weight_decay=0.1); default: none",
+    )  # fmt: skip
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from boxer.engine.pretrain import pretrain_backbone
+    from boxer.engine.pretrain_config import resolve_pretrain_config
 
-    cfg = PretrainConfig(
-        backbone=args.backbone,
-        out=args.out,
-        size=args.size,
-        epochs=args.epochs,
-        max_minutes=args.max_minutes,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        val_size=args.val_size,
-        workers=args.workers,
-        seed=args.seed,
-        amp=args.amp,
-        fashion_root=args.fashion_root,
-        progress=not args.no_progress,
-        exclude_classes=args.exclude_classes,
-    )
+    if args.resume:
+        raise BoxerError(NO_RESUME)
+    flags = {k: getattr(args, k) for k in _FLAGS}
+    flags["progress"] = False if args.no_progress else None
+    cfg = resolve_pretrain_config(args.config, flags, args.set)
     report = pretrain_backbone(cfg)
     print(
         f"pretrained {report['backbone']}: {report['steps']} steps ({report['images_seen']} images) in "
-        f"{report['train_seconds']:.0f} s, held-out top-1 {report['val_top1']:.1f}% -> {args.out}"
+        f"{report['train_seconds']:.0f} s, held-out top-1 {report['val_top1']:.1f}% -> {cfg.out}"
     )
     return 0

@@ -321,3 +321,16 @@ def resolve_config(
     apply_overrides(cfg, {k: v for k, v in (flags or {}).items() if v is not None}, source="flags")
     apply_overrides(cfg, parse_set_args(sets), source="--set")
     return cfg.validate()
+
+
+def coerce_like(default: Any, key: str, text: str) -> Any:
+    """A `--set` value of a key whose default is `default`, as that default's type (str keys keep the
+    text; a key whose default is None takes the parsed literal)."""
+    if isinstance(default, str):
+        return text
+    value = parse_model_value(text)
+    if default is None or type(value) is type(default):
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise BoxerError(f"--set: {key} expects {type(default).__name__}, got {text!r}")

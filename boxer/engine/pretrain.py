@@ -185,7 +185,9 @@ def pretrain_backbone(cfg: PretrainConfig) -> dict[str, Any]:
     train_set = FashionItems(images[train_idx], labels[train_idx], size=cfg.size, seed=cfg.seed)
     val_set = FashionItems(images[val_idx], labels[val_idx], size=cfg.size, seed=cfg.seed + 1, augment=False)
     try:
-        backbone = create_backbone(cfg.backbone, frozen_bn=False)
+        backbone = create_backbone(
+            cfg.backbone, frozen_bn=False, **({"pretrained": cfg.init} if cfg.init else {})
+        )
     except TypeError as err:
         raise BoxerError(
             f"--backbone {cfg.backbone}: cannot be built with trainable BatchNorm ({err})"

@@ -5,7 +5,11 @@ Torch-free, so the CLI can show its defaults in `--help` without importing torch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
+
+from boxer.engine.config import coerce_like, did_you_mean, load_preset, parse_set_args
+from boxer.errors import BoxerError
 
 
 @dataclass
@@ -29,6 +33,8 @@ class PretrainConfig:
         fashion_root: folder with the Fashion-MNIST IDX files (default: the usual search).
         progress: show a progress bar.
         exclude_classes: class names left out (comma-separated), e.g. "Bag,Ankle boot".
+        init: weights the backbone starts from (its `pretrained=PATH` loader, e.g. an earlier
+            pretraining's file); "" = random initialisation.
     """
 
     backbone: str = "resnet18"
@@ -46,3 +52,20 @@ class PretrainConfig:
     fashion_root: str | None = None
     progress: bool = True
     exclude_classes: str = ""
+    init: str = ""
+
+
+def resolve_pretrain_config(
+    preset: str | None = None, flags: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> PretrainConfig:
+    """defaults < preset (CONFIG = dict of these keys) < CLI flags (None = not given) < `--set`."""
+    values: dict[str, Any] = dict(load_preset(preset)) if preset else {}
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    defaults = PretrainConfig()
+    names = [f.name for f in fields(PretrainConfig)]
+    for key, text in parse_set_args(sets).items():
+        values[key] = coerce_like(getattr(defaults, key, None), key, text)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise BoxerError(f"config: unknown keys {', '.join(unknown)}{did_you_mean(unknown[0], names)}")
+    return PretrainConfig(**values)
