@@ -95,10 +95,8 @@ def official_state_dict(
 def boxer_name(key: str) -> str:
     """The boxer key of official `key` (not for in_proj / kernel_indices, see `boxer_targets`)."""
     parts = key.split(".")
-    if key.startswith(("backbone.conv1.", "backbone.bn1.")):
-        return "backbone.stem." + ("0." if parts[1] == "conv1" else "1.") + ".".join(parts[2:])
-    if key.startswith("backbone.layer"):
-        return f"backbone.layers.{int(parts[1][-1]) - 1}." + ".".join(parts[2:])
+    if key.startswith("backbone."):  # torchvision's ResNet names on both sides
+        return key
     if key.startswith("input_proj."):
         head = "neck.extra.0" if parts[1] == "3" else f"neck.lateral.{parts[1]}"
         return head + "." + ".".join(parts[2:])

@@ -11,8 +11,8 @@ class), so that an open-vocabulary check's held-out classes are unseen by the ba
 
 Pretraining is a task of the engine's `Trainer` (boxer/engine/trainer.py) that writes no run
 directory: no checkpoints, only the weights file and its report. The weights are written as
-safetensors under the backbone's loadable names (torchvision names for
-the torchvision ResNets), with BatchNorm statistics, which the detector then freezes.
+safetensors under the backbone's loadable names (torchvision's, for
+the ResNets), with BatchNorm statistics, which the detector then freezes.
 """
 
 from __future__ import annotations
@@ -47,24 +47,9 @@ class _Classifier(nn.Module):
 
 
 def export_names(backbone: nn.Module) -> dict[str, Tensor]:
-    """The backbone's state dict under the names its `pretrained=PATH` loader expects."""
-    from boxer.models.backbones.resnet import TorchvisionResNet
-
-    state = {k: v.detach().clone().contiguous() for k, v in backbone.state_dict().items()}
-    if not isinstance(backbone, TorchvisionResNet):
-        return state
-    renamed = {}
-    for key, value in state.items():
-        head, _, rest = key.partition(".")
-        if head == "stem":  # stem.0 = conv1, stem.1 = bn1
-            idx, _, leaf = rest.partition(".")
-            renamed[f"{'conv1' if idx == '0' else 'bn1'}.{leaf}"] = value
-        elif head == "layers":  # layers.i = layer{i+1}
-            idx, _, leaf = rest.partition(".")
-            renamed[f"layer{int(idx) + 1}.{leaf}"] = value
-        else:
-            renamed[key] = value
-    return renamed
+    """The backbone's state dict, as its `pretrained=PATH` loader reads it (the ResNets carry
+    torchvision's names themselves)."""
+    return {k: v.detach().clone().contiguous() for k, v in backbone.state_dict().items()}
 
 
 @torch.no_grad()

@@ -25,9 +25,9 @@ def test_tiny_run_writes_loadable_weights(tmp_path, fashion_root):
     weights = load_file(str(out))
     assert "conv1.weight" in weights and "layer4.1.bn2.running_var" in weights
     model = boxer.create_model("boxer2d_r18_lite", num_classes=3, pretrained_backbone=str(out))
-    conv1 = model.backbone.stem[0].weight
+    conv1 = model.backbone.conv1.weight
     assert torch.equal(conv1, weights["conv1.weight"])
-    bn = model.backbone.layers[3][1].bn2
+    bn = model.backbone.layer4[1].bn2
     assert torch.equal(bn.running_var, weights["layer4.1.bn2.running_var"])
 
 

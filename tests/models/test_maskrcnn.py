@@ -173,7 +173,7 @@ def test_faster_rcnn_registered() -> None:
     anchors = model.detector.rpn.anchor_generator
     assert anchors.sizes == ((16,), (32,), (64,), (128,), (256,))
     assert model.detector.backbone.fpn.layer_blocks[0][0].out_channels == 128
-    assert type(model.detector.backbone.body.stem[1]).__name__ == "FrozenBatchNorm2d"
+    assert type(model.detector.backbone.body.bn1).__name__ == "FrozenBatchNorm2d"
     generic = boxer.create_model("fasterrcnn", num_classes=10, backbone="resnet18")
     assert generic.detector.rpn.anchor_generator.sizes[0] == (32,)  # torchvision's COCO anchors
     with pytest.raises(BoxerError, match="boxes-only"):
@@ -188,7 +188,7 @@ def test_faster_rcnn_forward_backward_with_frozen_stages() -> None:
     assert all(torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()
     body = model.detector.backbone.body
-    assert body.stem[0].weight.grad is None and body.layers[0][0].conv1.weight.grad is None  # frozen
+    assert body.conv1.weight.grad is None and body.layer1[0].conv1.weight.grad is None  # frozen
     for name, param in model.named_parameters():
         if param.requires_grad:
             assert param.grad is not None, name
@@ -206,7 +206,7 @@ def test_faster_rcnn_loads_a_pretrained_backbone_file(tmp_path) -> None:
         "fasterrcnn_r18_fpn", **TINY_FASTER, pretrained_backbone=str(tmp_path / "r18.safetensors")
     )
     torch.testing.assert_close(
-        model.detector.backbone.body.layers[3][1].conv2.weight, state["layer4.1.conv2.weight"]
+        model.detector.backbone.body.layer4[1].conv2.weight, state["layer4.1.conv2.weight"]
     )
 
 

@@ -26,9 +26,6 @@ from boxer.errors import BoxerError
 RENAMES: list[tuple[re.Pattern, str | Callable[[re.Match], str]]] = [
     (re.compile(p), r)
     for p, r in [
-        (r"^backbone\.conv1\.", "backbone.stem.0."),
-        (r"^backbone\.bn1\.", "backbone.stem.1."),
-        (r"^backbone\.layer([1-4])\.", lambda m: f"backbone.layers.{int(m[1]) - 1}."),
         (r"^input_proj\.([0-2])\.", r"neck.lateral.\1."),
         (r"^input_proj\.3\.", "neck.extra.0."),
         (r"^enc_detector\.", "transformer.proposals.enc_detector."),

@@ -122,7 +122,7 @@ def test_overrides_reach_the_modules():
     assert lite.transformer.encoder[0].ffn[0].out_features == 512 and lite.criterion.eos_coef == 0.1
     assert lite.backbone.out_strides == [32] and lite.input_proj.in_channels == 512
     frozen = [n for n, p in lite.backbone.named_parameters() if not p.requires_grad]
-    assert frozen and all(n.startswith(("stem.", "layers.0.")) for n in frozen)
+    assert frozen and all(n.startswith(("conv1.", "bn1.", "layer1.")) for n in frozen)
     paper = boxer.create_model("detr_r50")
     assert paper.input_proj.in_channels == 2048 and paper.transformer.encoder[0].ffn[0].out_features == 2048
     assert len(paper.transformer.decoder) == 6 and paper.query_embed.num_embeddings == 100
@@ -133,7 +133,7 @@ def test_pretrained_backbone_file_is_loaded(tmp_path):
     weights = torchvision.models.resnet18().state_dict()
     save_file(weights, tmp_path / "r18.safetensors")
     m = boxer.create_model("detr_r18_lite", pretrained_backbone=str(tmp_path / "r18.safetensors"), **TINY)
-    assert torch.equal(m.backbone.layers[3][1].conv2.weight, weights["layer4.1.conv2.weight"])
+    assert torch.equal(m.backbone.layer4[1].conv2.weight, weights["layer4.1.conv2.weight"])
 
 
 def test_bad_targets_name_the_image_and_box():
