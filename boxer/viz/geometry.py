@@ -8,8 +8,8 @@ windows and sampling points here. Pixel coordinates are continuous: pixel (i, j)
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+from torchvision.ops import box_convert
 
 
 def scale_xy(points: Tensor, width: float, height: float) -> Tensor:
@@ -18,10 +18,9 @@ def scale_xy(points: Tensor, width: float, height: float) -> Tensor:
 
 
 def cxcywh_to_xyxy_pixels(boxes: Tensor, width: float, height: float) -> Tensor:
-    """Tensor[..., 4] normalised (cx, cy, w, h) -> Tensor[..., 4] (x0, y0, x1, y1) in pixels."""
-    centre, size = boxes[..., :2], boxes[..., 2:4]
-    xyxy = torch.cat((centre - size / 2, centre + size / 2), dim=-1)
-    return xyxy * boxes.new_tensor([width, height, width, height])
+    """Tensor[..., 4] normalised (cx, cy, w, h) -> Tensor[..., 4] (x0, y0, x1, y1) in pixels
+    (torchvision's `box_convert`, then the scale)."""
+    return box_convert(boxes, "cxcywh", "xyxy") * boxes.new_tensor([width, height, width, height])
 
 
 def token_at_pixel(

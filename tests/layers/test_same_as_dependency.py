@@ -79,3 +79,18 @@ def test_mlp_keeps_its_keys():
     for i, layer in enumerate(ours.layers):
         relu_chain = layer(relu_chain) if i == 2 else layer(relu_chain).relu()
     assert torch.equal(relu_chain, ours(x))
+
+
+def test_viz_box_corners_are_torchvisions_box_convert():
+    """boxer/viz/geometry.py wrote cxcywh -> xyxy by hand (centre -/+ size / 2); torchvision's
+    box_convert computes cx -/+ 0.5 * w, the same bits (halving is exact), so the viz calls it."""
+    from torchvision.ops import box_convert
+
+    from boxer.viz.geometry import cxcywh_to_xyxy_pixels
+
+    boxes = torch.rand(3, 5, 2, 4, generator=torch.Generator().manual_seed(0))
+    centre, size = boxes[..., :2], boxes[..., 2:4]
+    before = torch.cat((centre - size / 2, centre + size / 2), dim=-1)  # ours before the swap
+    assert torch.equal(box_convert(boxes, "cxcywh", "xyxy"), before)
+    scale = torch.tensor([200.0, 100.0, 200.0, 100.0])
+    assert torch.equal(cxcywh_to_xyxy_pixels(boxes, 200, 100), before * scale)
