@@ -10,6 +10,7 @@ Registered variants (`boxer.list_models()`):
 | `vit_s16`, `vit_ti16` | ViT-S/16, ViT-Ti/16 (GAP, no class token) | 224, RGB | |
 | `swin_t` | Swin-T | 224, RGB | |
 | `resnet_fm` | small ResNet for 28x28 | 28, gray | Fashion-MNIST |
+| `resnet_fm_e2` | `resnet_fm` with bottleneck expansion 2 | 28, gray | the 10-minute target's model |
 | `bot_fm` | `resnet_fm` with `mhsa_rel` in its last stage | 28, gray | |
 | `hybrid_fm` | `resnet_fm` with `mixer=` in `mixer_stages=` | 28, gray | |
 | `vit_fm`, `swin_fm` | small ViT (4x4 patches, dim 64) and Swin (2x2 patches) | 28, gray | |
@@ -170,6 +171,15 @@ def swin_t(**overrides: Any) -> ImageClassifier:
 def resnet_fm(**overrides: Any) -> ImageClassifier:
     """Small ResNet for 28x28 Fashion-MNIST (see FM_RESNET)."""
     kw = {**FM_RESNET, **_fashion(overrides)}
+    return _create("resnet50_mx", last_index=len(kw["layers"]), **kw)
+
+
+@register_model
+def resnet_fm_e2(**overrides: Any) -> ImageClassifier:
+    """`resnet_fm` with bottleneck expansion 2 instead of 4 (stage outputs 64, 128, 256 channels):
+    0.53M parameters, and on one CPU thread ~1.4x the training images per second, because the
+    block outputs at 14 x 14 (BatchNorm, ReLU, residual adds: memory-bound) shrink by half."""
+    kw = {**FM_RESNET, "expansion": 2, **_fashion(overrides)}
     return _create("resnet50_mx", last_index=len(kw["layers"]), **kw)
 
 

@@ -51,7 +51,7 @@ def test_bot50_has_fewer_parameters_than_resnet50() -> None:
     assert round(bot / 1e6, 1) == 20.9 and round(r50 / 1e6, 1) == 25.6  # deck: 20.8M vs 25.5M
 
 
-@pytest.mark.parametrize("name", ["resnet_fm", "bot_fm", "hybrid_fm", "vit_fm", "swin_fm"])
+@pytest.mark.parametrize("name", ["resnet_fm", "resnet_fm_e2", "bot_fm", "hybrid_fm", "vit_fm", "swin_fm"])
 def test_fashion_variants_train_a_step(name: str) -> None:
     torch.manual_seed(0)
     model = boxer.create_model(name)
