@@ -17,8 +17,11 @@ run anneals completely within its minutes. Default run, ~40 min on one pinned th
   `partialformer_fm`;
 - `--sweep-minutes` (1.5) for `hybrid_fm` with each other registered mixer in its last two stages
   (a shorter budget: the sweep ranks mixers in one setting, it does not train them to convergence).
-- `--target` instead trains the target recipe: `resnet_fm` and `bot_fm` for 8 epochs capped at 10
-  minutes of training each, and reports whether the best reaches 93% test top-1 within 10 minutes.
+- `--target` instead trains the target recipe (`TARGET_RECIPE`, chosen on the validation split only:
+  docs/zoo.md, "The target"): as many epochs as 10 training minutes allow, the cosine following the
+  time; it reports whether the model best on val reaches 93.5% test top-1 within those 10 minutes.
+  `--target-models resnet_fm,bot_fm` runs other models under the same recipe. Each `--target` run
+  keeps the earlier ones in the JSON (`target.previous`), with the CPU model and the load averages.
 
 Timing: "train min" sums the training steps only (not validation, checkpoints, the test pass or
 data loading); run pinned to one core with one thread (`taskset -c 1 ... --threads 1`), wall time
@@ -69,7 +72,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "fashion_mnist.json"
 ABLATION = ("mhsa", "mhsa_qr", "mhsa_abs")  # BoTNet's position ablation: qk, qr, qk + abs (bot_fm is qk + qr)
 # the efficient-ViT deck's families (docs/zoo.md, models/efficient.py)
 DECK_FAMILIES = ("emsnet_fm", "mat_fm", "partialformer_fm")
-TARGET_TOP1, TARGET_MINUTES = 93.0, 10.0
+TARGET_TOP1, TARGET_MINUTES = 93.5, 10.0
+# The target recipe (ClassifyConfig fields; the rest are the defaults), chosen on val top-1 only.
+TARGET_RECIPE: dict[str, Any] = {"model": "resnet_fm_e2", "translate": 0}
 BUDGET_KEYS = ("batch_size", "lr", "amp", "threads", "seed", "limit_train", "val_size")
 
 Spec = tuple[str, str, dict[str, Any], str]  # label, registered model, keywords, budget group
@@ -116,18 +121,20 @@ def val_curve(run_dir: Path) -> list[tuple[int, float, float]]:
     return [(r["epoch"], r["val_top1"], round(r["train_wall_s"], 1)) for r in records if "val_top1" in r]
 
 
-def run_one(label: str, name: str, kw: dict[str, Any], budget: dict, args: argparse.Namespace) -> dict:
-    """Trains one model under `budget` ({"epochs", "minutes"}) and measures it (in a fresh run dir)."""
+def run_one(
+    label: str, name: str, kw: dict[str, Any], budget: dict, args: argparse.Namespace, recipe: dict[str, Any]
+) -> dict:
+    """Trains one model under `budget` ({"epochs", "minutes"}) with the ClassifyConfig fields of
+    `recipe` and measures it (in a fresh run dir)."""
     run_dir = Path(args.runs) / label.replace("[", "-").replace("]", "")
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the benchmark's own run directory: no stale metrics or checkpoints
     cfg = ClassifyConfig(
+        **recipe,
         model=name,
         model_kwargs=kw,
         epochs=budget["epochs"],
         max_minutes=budget["minutes"],
-        batch_size=args.batch_size,
-        lr=args.lr,
         amp=args.amp,
         threads=args.threads,
         seed=args.seed,
@@ -179,17 +186,29 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def target_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The target check: best test top-1 among models trained within TARGET_MINUTES of training."""
+    """The target check: the test top-1 of the model best on val among those trained within
+    TARGET_MINUTES (the test split chooses nothing)."""
     within = [r for r in rows if r["train_cpu_s"] <= TARGET_MINUTES * 60 * 1.001]
-    best = max(within or rows, key=lambda r: r["test_top1"])
+    best = max(within or rows, key=lambda r: r["val_top1"])
     return {
         "best": best["label"],
+        "val_top1": best["val_top1"],
         "test_top1": best["test_top1"],
         "train_minutes": best["train_wall_s"] / 60,
         "train_cpu_minutes": best["train_cpu_s"] / 60,
         "reached": bool(within) and best["test_top1"] >= TARGET_TOP1,
         "target": f">= {TARGET_TOP1}% test top-1 within {TARGET_MINUTES:.0f} CPU-minutes of training",
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what `lscpu` prints), or the architecture when /proc/cpuinfo is absent."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    return next(names, platform.machine())
 
 
 def main() -> int:
@@ -199,10 +218,12 @@ def main() -> int:
     p.add_argument("--sweep-minutes", type=float, default=1.5, help="training minutes per sweep run")
     p.add_argument("--max-epochs", type=int, default=100, help="epoch cap of the timed runs")
     p.add_argument("--target", action="store_true", help="run the 10-minute target recipe instead")
-    p.add_argument("--target-models", default="resnet_fm,bot_fm", help="models of --target")
-    p.add_argument("--target-epochs", type=int, default=8, help="epochs of --target (capped at 10 min)")
-    p.add_argument("--batch-size", type=int, default=ClassifyConfig().batch_size)
-    p.add_argument("--lr", type=float, default=ClassifyConfig().lr)
+    p.add_argument("--target-models", default=TARGET_RECIPE["model"], help="models of --target")
+    p.add_argument(
+        "--target-epochs", type=int, default=100, help="epoch cap of --target (the 10 minutes end it first)"
+    )
+    p.add_argument("--batch-size", type=int, help="default: ClassifyConfig's, TARGET_RECIPE's for --target")
+    p.add_argument("--lr", type=float, help="default: ClassifyConfig's, TARGET_RECIPE's for --target")
     p.add_argument("--amp", type=amp_mode, choices=AMP_MODES, default="bf16", help=AMP_HELP)
     p.add_argument("--threads", type=int, default=1, help="torch threads (pin the process to as many cores)")
     p.add_argument("--seed", type=int, default=0)
@@ -213,6 +234,9 @@ def main() -> int:
     p.add_argument("--out", default=str(RESULTS), help="JSON results file")
     p.add_argument("--resume", action="store_true", help="skip rows already in --out with this budget")
     args = p.parse_args()
+    defaults = {**ClassifyConfig().to_dict(), **(TARGET_RECIPE if args.target else {})}
+    for key in ("batch_size", "lr"):
+        setattr(args, key, defaults[key] if getattr(args, key) is None else getattr(args, key))
     if min(args.max_epochs, args.target_epochs, args.batch_size, args.threads) < 1:
         raise SystemExit("fashion_mnist.py: epochs, batch size and threads must be >= 1")
     if min(args.minutes, args.sweep_minutes) <= 0:
@@ -238,17 +262,26 @@ def main() -> int:
     if args.resume and old.get(section, {}).get("budget") == budget:
         rows = old[section]["rows"]
     started = time.time()
-    recipe = {**ClassifyConfig().to_dict(), **{k: getattr(args, k) for k in ("batch_size", "lr", "amp")}}
+    overrides = {k: v for k, v in TARGET_RECIPE.items() if k != "model"} if args.target else {}
+    overrides.update({k: getattr(args, k) for k in ("batch_size", "lr")})
+    recipe = {**ClassifyConfig().to_dict(), **overrides, "amp": args.amp}
     meta = {
         "budget": budget,
         "recipe": recipe,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), "
         f"{args.threads} torch thread(s), affinity {sorted(os.sched_getaffinity(0))}",
         "torch": torch.__version__,
         "load_average_start": os.getloadavg(),
         "command": " ".join(sys.argv),
     }
+    if args.target and not rows:  # a new target run: the earlier ones stay in the file
+        last = dict(old.get("target") or {})
+        previous = last.pop("previous", [])
+        meta["previous"] = previous + ([last] if last else [])
+    elif args.target:
+        meta["previous"] = old["target"].get("previous", [])
     done = {r["label"] for r in rows}
     for label, name, kw, group in specs:
         if label in done:
@@ -256,7 +289,7 @@ def main() -> int:
         g = groups[group]
         print(f"== {label} (up to {g['epochs']} epochs, {g['minutes']} min)", flush=True)
         try:
-            rows.append(run_one(label, name, kw, g, args))
+            rows.append(run_one(label, name, kw, g, args, overrides))
         except BoxerError as err:
             raise SystemExit(f"fashion_mnist.py: {label}: {err}") from None
         meta["load_average_end"] = os.getloadavg()
@@ -273,9 +306,9 @@ def main() -> int:
     if args.target:
         v = target_verdict(rows)
         print(
-            f"\ntarget ({v['target']}): {'reached' if v['reached'] else 'NOT reached'}; best {v['best']} "
-            f"{v['test_top1']:.2f}% after {v['train_minutes']:.1f} min "
-            f"({v['train_cpu_minutes']:.1f} CPU-min) of training"
+            f"\ntarget ({v['target']}): {'reached' if v['reached'] else 'NOT reached'}; best on val "
+            f"{v['best']} ({v['val_top1']:.2f}% val) {v['test_top1']:.2f}% test after "
+            f"{v['train_minutes']:.1f} min ({v['train_cpu_minutes']:.1f} CPU-min) of training"
         )
     print(f"wrote {out}")
     return 0
