@@ -265,6 +265,8 @@ def main() -> int:
     overrides = {k: v for k, v in TARGET_RECIPE.items() if k != "model"} if args.target else {}
     overrides.update({k: getattr(args, k) for k in ("batch_size", "lr")})
     recipe = {**ClassifyConfig().to_dict(), **overrides, "amp": args.amp}
+    if args.target:
+        recipe["model"] = TARGET_RECIPE["model"]
     meta = {
         "budget": budget,
         "recipe": recipe,
