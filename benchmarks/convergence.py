@@ -23,8 +23,8 @@ Contenders (the `CONTENDERS` table below; pick with `--contenders a,b`):
 - `boxer_lite`: `boxer2d_r18_lite` with the demo recipe (configs/fashion_scenes_demo.py) but the
   paper's losses (the recipe before the training accelerations);
 - `boxer_lite_accel`: the demo recipe itself, with the accelerations the tuning set kept (denoising
-  queries, IoU-aware class loss and matching cost, iterative box refinement; the committed
-  `convergence_quick.json` was measured before box refinement joined the recipe);
+  queries, IoU-aware class loss and matching cost, iterative box refinement, one-to-many
+  supervision) and class-wise NMS at inference;
 - `detr_lite`: `detr_r18_lite` (DETR at the lite size);
 - `fasterrcnn_r18_fpn`: torchvision Faster R-CNN + FPN set for small images (boxer/models/maskrcnn.py).
 
@@ -82,8 +82,17 @@ CONTENDERS: dict[str, Contender] = {
     ),
     "boxer_lite_accel": Contender(
         "boxer2d_r18_lite",
-        {**FROZEN2, "dn_groups": 3, "iou_aware": True, "iou_aware_cost": True, "box_refine": True},
-        note="the demo recipe: + denoising queries (3 groups), IoU-aware class loss and cost, box refinement",
+        {
+            **FROZEN2,
+            "dn_groups": 3,
+            "iou_aware": True,
+            "iou_aware_cost": True,
+            "box_refine": True,
+            "o2m_topk": 4,
+            "nms_iou": 0.5,
+        },  # fmt: skip
+        note="the demo recipe: + denoising queries (3 groups), IoU-aware class loss and cost, box refinement,"
+        " one-to-many (k 4), class-wise NMS at 0.5",
     ),
     "detr_lite": Contender("detr_r18_lite", FROZEN2, lr=2e-4, note="Deformable DETR's lr (untuned)"),
     "fasterrcnn_r18_fpn": Contender(
