@@ -53,6 +53,7 @@ import datetime
 import json
 import os
 import platform
+import runpy
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -62,6 +63,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FROZEN2 = {"backbone_kwargs": {"frozen_stages": 2}}  # stem and layer1 frozen, as the demo
+DEMO_KWARGS = runpy.run_path(str(ROOT / "configs" / "fashion_scenes_demo.py"))["CONFIG"]["model_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,9 @@ CONTENDERS: dict[str, Contender] = {
     ),
     "boxer_lite_accel": Contender(
         "boxer2d_r18_lite",
-        {
-            **FROZEN2,
-            "dn_groups": 3,
-            "iou_aware": True,
-            "iou_aware_cost": True,
-            "box_refine": True,
-            "o2m_topk": 4,
-            "nms_iou": 0.5,
-        },  # fmt: skip
-        note="the demo recipe: + denoising queries (3 groups), IoU-aware class loss and cost, box refinement,"
-        " one-to-many (k 4), class-wise NMS at 0.5",
+        DEMO_KWARGS,
+        note="the demo recipe (configs/fashion_scenes_demo.py): + denoising queries (3 groups), IoU-aware "
+        "class loss and cost, box refinement, one-to-many (k 4), class-wise NMS at 0.5",
     ),
     "detr_lite": Contender("detr_r18_lite", FROZEN2, lr=2e-4, note="Deformable DETR's lr (untuned)"),
     "fasterrcnn_r18_fpn": Contender(
