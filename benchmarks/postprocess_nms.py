@@ -36,18 +36,21 @@ from boxer.engine.distributed import init_distributed
 from boxer.engine.evaluate import evaluate_detector
 
 
-def _model(a: argparse.Namespace, num_classes: int) -> tuple[torch.nn.Module, int]:
-    """The model in eval mode and its image size."""
+def _model(a: argparse.Namespace, split: Split) -> tuple[torch.nn.Module, object]:
+    """The model in eval mode and the split's dataset at the model's image size (read once)."""
     if a.checkpoint:
         from boxer.engine.runner import _sizes_of, load_detector
 
         model, config = load_detector(a.checkpoint, torch.device("cpu"))
-        return model.eval(), _sizes_of(config).image_size
+        size = _sizes_of(config).image_size
+        dataset = coco_dataset(split, train=False, image_size=size, max_size=size, with_masks=False)
+        return model.eval(), dataset
     from safetensors.torch import load_file
 
-    model = boxer.create_model(a.model, num_classes=num_classes, **ast.literal_eval(a.kw))
+    dataset = coco_dataset(split, train=False, image_size=a.size, max_size=a.size, with_masks=False)
+    model = boxer.create_model(a.model, num_classes=dataset.num_classes, **ast.literal_eval(a.kw))
     model.load_state_dict(load_file(a.weights))
-    return model.eval(), a.size
+    return model.eval(), dataset
 
 
 def main() -> int:
@@ -70,9 +73,7 @@ def main() -> int:
         torch.set_num_threads(a.threads)
     load = os.getloadavg()
     split = Split(a.split, Path(a.data) / a.split, Path(a.data) / "annotations" / f"instances_{a.split}.json")
-    probe = coco_dataset(split, train=False, image_size=a.size, max_size=a.size, with_masks=False)
-    model, size = _model(a, probe.num_classes)
-    dataset = coco_dataset(split, train=False, image_size=size, max_size=size, with_masks=False)
+    model, dataset = _model(a, split)
     info = init_distributed("cpu")
     rows = []
     sizes = [int(k) for k in a.num_select.split(",")] if a.num_select else [model.num_select]
