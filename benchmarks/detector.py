@@ -30,6 +30,9 @@ Contenders, all with 80 COCO classes (torchvision: 80 + background) and no downl
   proposals (not in the default list, to keep the run short: add it with `--contenders`).
 - `boxer2d_r50_frozen2`, `boxer2d_r50_mask_frozen2` (optional): BoxeR with the stem and layer1
   frozen, the backbone work of the anchors' training recipes (the paper's BoxeR trains all stages).
+- `boxer2d_r50_ckpt`, `boxer2d_r50_mask_ckpt` (optional): BoxeR with activation checkpointing of
+  the encoder and decoder layers and of the backbone's stages (`checkpoint_layers=True,
+  checkpoint_backbone=True`): less training memory, same numbers.
 
 torchvision's `*_resnet50_fpn(weights=None, weights_backbone=None)` silently switches to trainable
 BatchNorm and 5 trainable stages when no weights are given, so the COCO recipe is rebuilt here
@@ -59,7 +62,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "detector.json"
 TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
 CONTENDERS = ["boxer2d_r50", "fasterrcnn_r50_fpn", "deformable_detr", "boxer2d_r50_mask", "maskrcnn_r50_fpn"]
 # run with --contenders ...,deformable_detr_2stage (and the same-freezing BoxeR variants)
-OPTIONAL = ["deformable_detr_2stage", "boxer2d_r50_frozen2", "boxer2d_r50_mask_frozen2"]
+OPTIONAL = [
+    "deformable_detr_2stage", "boxer2d_r50_frozen2", "boxer2d_r50_mask_frozen2", "boxer2d_r50_ckpt",
+    "boxer2d_r50_mask_ckpt",
+]  # fmt: skip
 NUM_CLASSES = 80
 NUM_BOXES = 10
 
@@ -104,10 +110,15 @@ class Boxer:
 
         # `_frozen2`: stem + layer1 frozen, as the anchors' recipes (HF Deformable DETR freezes all but
         # layer2-4 of its ResNet; torchvision trains 3 stages); the paper's BoxeR trains every stage.
-        frozen = name.endswith("_frozen2")
-        kw = {"backbone_kwargs": {"frozen_stages": 2}} if frozen else {}
-        self.model = boxer.create_model(name.removesuffix("_frozen2"), num_classes=NUM_CLASSES, **kw)
-        self.masks = name.removesuffix("_frozen2").endswith("_mask")
+        # `_ckpt`: activation checkpointing of the encoder / decoder layers and the backbone's stages.
+        kw = {}
+        if name.endswith("_frozen2"):
+            kw["backbone_kwargs"] = {"frozen_stages": 2}
+        if name.removesuffix("_frozen2").endswith("_ckpt"):
+            kw.update(checkpoint_layers=True, checkpoint_backbone=True)
+        base = name.removesuffix("_frozen2").removesuffix("_ckpt")
+        self.model = boxer.create_model(base, num_classes=NUM_CLASSES, **kw)
+        self.masks = base.endswith("_mask")
 
     def infer(self, images, targets):
         import torch
@@ -327,6 +338,8 @@ def ratios(results: list[dict]) -> list[dict]:
         ("boxer2d_r50_frozen2", "deformable_detr"),
         ("boxer2d_r50_frozen2", "fasterrcnn_r50_fpn"),
         ("boxer2d_r50_mask_frozen2", "maskrcnn_r50_fpn"),
+        ("boxer2d_r50_ckpt", "fasterrcnn_r50_fpn"),
+        ("boxer2d_r50_mask_ckpt", "maskrcnn_r50_fpn"),
     ]
     index = {(r["contender"], r["size"], r["phase"], r["allocator"]): r for r in results if "error" not in r}
     out = []

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from boxer.errors import BoxerError
+from boxer.layers.checkpointing import run_layer
 from boxer.layers.mixers import create_mixer
 from boxer.models.backbones import register_backbone
 from boxer.models.backbones.base import Backbone, freeze_modules
@@ -168,6 +169,8 @@ class ResNet(Backbone):
         out_indices: features to return, timm numbering (0 = stem, 1.. = stages).
         frozen_bn: FrozenBatchNorm2d (detection) instead of BatchNorm2d.
         frozen_stages: the stem and the first `frozen_stages - 1` stages get no gradient (0 = train all).
+        checkpoint_stages: activation checkpointing of every stage in training: each keeps its input
+            and recomputes its activations in backward (less memory, same numbers).
         zero_init_residual: start each block's last BN at zero.
         torchvision_init: draw the random numbers of torchvision's 1000-class `fc` before the
             Kaiming initialisation, so a seeded model starts from torchvision's weights.
@@ -195,6 +198,7 @@ class ResNet(Backbone):
         out_indices: Sequence[int] = (2, 3, 4),
         frozen_bn: bool = False,
         frozen_stages: int = 0,
+        checkpoint_stages: bool = False,
         zero_init_residual: bool = True,
         torchvision_init: bool = False,
         pretrained: bool | str = False,
@@ -209,7 +213,7 @@ class ResNet(Backbone):
             raise BoxerError(f"backbone: block must be 'bottleneck' or 'basic' (no mixers), got {block!r}")
         norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
         self._stem(stem, in_chans, stem_width, stem_stride, norm)
-        self.mixers = mixers
+        self.mixers, self.checkpoint_stages = mixers, checkpoint_stages
         self._stages(layers, widths, strides, block, mixers, norm, img_size, stem, stem_width, stem_stride,
                      dict(mixer_heads=mixer_heads, mixer_kw=mixer_kw, expansion=expansion, avg_down=avg_down),
                      out_indices)  # fmt: skip
@@ -301,7 +305,7 @@ class ResNet(Backbone):
         for i, name in enumerate(self.stage_names, start=1):
             if i > self.out_indices[-1]:
                 break
-            x = getattr(self, name)(x)
+            x = run_layer(getattr(self, name), x, checkpointed=self.checkpoint_stages)
             if i in self.out_indices:
                 feats.append(x)
         return feats

@@ -22,6 +22,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from boxer.layers import BoxAttention, InstanceAttention
+from boxer.layers.checkpointing import run_layer
 from boxer.models.boxer2d.blocks import FeedForward, SelfAttention
 
 RESIDUAL_MODES = ("v1", "v2")
@@ -144,11 +145,14 @@ class BoxDecoder(nn.Module):
     Args:
         dim: model width.
         num_layers: layers.
+        checkpoint: recompute each layer in backward instead of saving its activations (training);
+            the returned states are the layer outputs, so `mask_features` reads them as usual.
         kwargs: `DecoderLayer` keywords.
     """
 
-    def __init__(self, dim: int, *, num_layers: int = 6, **kwargs) -> None:
+    def __init__(self, dim: int, *, num_layers: int = 6, checkpoint: bool = False, **kwargs) -> None:
         super().__init__()
+        self.checkpoint = checkpoint
         self.layers = nn.ModuleList(DecoderLayer(dim, **kwargs) for _ in range(num_layers))
 
     def forward(
@@ -172,9 +176,8 @@ class BoxDecoder(nn.Module):
         states, used = [], []
         t = tgt
         for layer in self.layers:
-            states.append(
-                layer(t, pos, memory, spatial_shapes, windows, valid_ratios, padding_mask, attn_mask)
-            )
+            args = (t, pos, memory, spatial_shapes, windows, valid_ratios, padding_mask, attn_mask)
+            states.append(LayerState(*run_layer(layer, *args, checkpointed=self.checkpoint)))
             used.append(windows)
             t = states[-1].t3
             if refine is not None:

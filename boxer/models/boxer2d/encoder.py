@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from boxer.layers import BoxAttention
+from boxer.layers.checkpointing import run_layer
 from boxer.models.boxer2d.blocks import FeedForward
 
 
@@ -56,11 +57,13 @@ class BoxEncoder(nn.Module):
     Args:
         dim: model width.
         num_layers: layers.
+        checkpoint: recompute each layer in backward instead of saving its activations (training).
         kwargs: `EncoderLayer` keywords (num_heads, num_levels, ffn_dim, grid_size).
     """
 
-    def __init__(self, dim: int, *, num_layers: int = 6, **kwargs) -> None:
+    def __init__(self, dim: int, *, num_layers: int = 6, checkpoint: bool = False, **kwargs) -> None:
         super().__init__()
+        self.checkpoint = checkpoint
         self.layers = nn.ModuleList(EncoderLayer(dim, **kwargs) for _ in range(num_layers))
 
     def forward(
@@ -73,5 +76,6 @@ class BoxEncoder(nn.Module):
         padding_mask: Tensor | None,
     ) -> Tensor:
         for layer in self.layers:
-            src = layer(src, pos, spatial_shapes, windows, valid_ratios, padding_mask)
+            args = (src, pos, spatial_shapes, windows, valid_ratios, padding_mask)
+            src = run_layer(layer, *args, checkpointed=self.checkpoint)
         return src  # B, S, d

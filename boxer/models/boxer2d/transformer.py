@@ -72,6 +72,8 @@ class BoxTransformer(nn.Module):
         enc_classes: outputs of the encoder's proposal class head (1 = class-agnostic, the paper's).
         box_refine: iterative box refinement (each decoder layer attends through the previous
             layer's detached predicted boxes; off in the paper's model).
+        checkpoint_layers: activation checkpointing of every encoder and decoder layer in training
+            (less memory for about one more forward pass of the layers; same numbers).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class BoxTransformer(nn.Module):
         residual_mode: str = "v1",
         enc_classes: int = 1,
         box_refine: bool = False,
+        checkpoint_layers: bool = False,
     ) -> None:
         super().__init__()
         if enc_layers < 1 or dec_layers < 1:
@@ -99,7 +102,8 @@ class BoxTransformer(nn.Module):
         self.dim, self.num_levels, self.ref_size = dim, num_levels, ref_size
         self.with_masks, self.mask_grid = with_masks, mask_grid
         self.box_refine = box_refine
-        common = {"num_heads": num_heads, "num_levels": num_levels, "ffn_dim": ffn_dim}
+        common = {"num_heads": num_heads, "num_levels": num_levels, "ffn_dim": ffn_dim,
+                  "checkpoint": checkpoint_layers}  # fmt: skip
         self.encoder = BoxEncoder(dim, num_layers=enc_layers, grid_size=grid_size, **common)
         self.proposals = ProposalGenerator(dim, num_classes=enc_classes)
         self.decoder = BoxDecoder(

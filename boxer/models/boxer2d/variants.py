@@ -81,6 +81,8 @@ def _create_boxer2d(
     text_prompt: str = "{name}",
     text_embeddings: Tensor | None = None,
     lr_linear_box_mult: float = 0.1,
+    checkpoint_layers: bool = False,
+    checkpoint_backbone: bool = False,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -126,12 +128,19 @@ def _create_boxer2d(
         text_embeddings: Tensor[num_classes, E], the text head's cached embeddings (checkpoint
             loading; no encoder needed), instead of `class_names`.
         lr_linear_box_mult: learning-rate factor of the window-offset Linears (0.1, the official code's).
+        checkpoint_layers: activation checkpointing of the encoder and decoder layers in training:
+            less memory for about one more forward of those layers, same losses and gradients.
+        checkpoint_backbone: the same for the backbone's stages (ResNet backbones:
+            `checkpoint_stages`).
     """
     head = _class_head(class_head, dim, num_classes, class_names, text_encoder, text_prompt, text_embeddings)
     if head is not None and (with_masks or enc_class_aware):
         raise BoxerError("class_head='text': box models with a class-agnostic encoder only (no masks, "
                          "no enc_class_aware)")  # fmt: skip
-    net = create_backbone(backbone, pretrained=pretrained_backbone, **(backbone_kwargs or {}))
+    backbone_kwargs = dict(backbone_kwargs or {})
+    if checkpoint_backbone:
+        backbone_kwargs["checkpoint_stages"] = True  # a ResNet keyword (boxer/models/backbones/resnet.py)
+    net = create_backbone(backbone, pretrained=pretrained_backbone, **backbone_kwargs)
     transformer = BoxTransformer(
         dim,
         num_heads=num_heads,
@@ -145,6 +154,7 @@ def _create_boxer2d(
         residual_mode=residual_mode,
         enc_classes=num_classes if enc_class_aware else 1,
         box_refine=box_refine,
+        checkpoint_layers=checkpoint_layers,
     )
     criterion = SetCriterion(
         num_classes,
