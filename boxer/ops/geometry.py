@@ -29,13 +29,15 @@ def sampling_locations(boxes: Tensor, m: int, angles: Tensor | None = None) -> T
         Tensor[..., m, m, 2] of (x, y), rows = y, columns = x.
     """
     u = grid_offsets(m, device=boxes.device, dtype=boxes.dtype)
+    if angles is None:  # one fused op: centre + (u_x, u_y) * (w, h)
+        grid = torch.stack(torch.meshgrid(u, u, indexing="xy"), dim=-1)  # m, m, 2: (u_j, u_i) at row i, col j
+        return torch.addcmul(boxes[..., None, None, :2], boxes[..., None, None, 2:4], grid)
     cx, cy, w, h = (boxes[..., i, None, None] for i in range(4))  # each [..., 1, 1]
     dx = u[None, :] * w  # [..., 1, m] -> column offsets
     dy = u[:, None] * h  # [..., m, 1] -> row offsets
     dx, dy = torch.broadcast_tensors(dx, dy)  # [..., m, m]
-    if angles is not None:
-        cos, sin = torch.cos(angles)[..., None, None], torch.sin(angles)[..., None, None]
-        dx, dy = cos * dx - sin * dy, sin * dx + cos * dy
+    cos, sin = torch.cos(angles)[..., None, None], torch.sin(angles)[..., None, None]
+    dx, dy = cos * dx - sin * dy, sin * dx + cos * dy
     return torch.stack((cx + dx, cy + dy), dim=-1)
 
 
