@@ -58,6 +58,9 @@ class BoxeR2D(nn.Module):
         class_head: replaces the decoder's class Linear (e.g. `TextClassHead`), or None.
         lr_linear_box_mult: learning-rate factor of the window-offset Linears (`linear_box`), 0.1 as in
             the official code (docs/training.md, "Configuration").
+        channels_last: hand the backbone channels-last images, so that its convolutions run in that
+            memory format (oneDNN's faster kernels on the CPU, tensor-core layouts on GPUs; about 14%
+            off a ResNet-50's training step, docs/performance.md); the same numbers up to float rounding.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class BoxeR2D(nn.Module):
         denoising: DenoisingGenerator | None = None,
         class_head: nn.Module | None = None,
         lr_linear_box_mult: float = 0.1,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1 or num_queries < 1:
@@ -100,6 +104,7 @@ class BoxeR2D(nn.Module):
         if lr_linear_box_mult < 0:
             raise BoxerError(f"lr_linear_box_mult must be >= 0, got {lr_linear_box_mult}")
         self.lr_linear_box_mult = lr_linear_box_mult
+        self.channels_last = channels_last
 
     @property
     def text_head(self) -> TextClassHead | None:
@@ -120,6 +125,8 @@ class BoxeR2D(nn.Module):
     def _run(
         self, images: Tensor, pad_mask: Tensor | None, *, dense: bool, denoise: DenoisingQueries | None = None
     ) -> TransformerOutput:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         srcs = self.neck(self.backbone(images))  # L x (B, d, H_l, W_l)
         masks = level_masks(pad_mask, [s.shape[-2:] for s in srcs])
         return self.transformer(

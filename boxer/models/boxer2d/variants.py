@@ -83,6 +83,7 @@ def _create_boxer2d(
     lr_linear_box_mult: float = 0.1,
     checkpoint_layers: bool = False,
     checkpoint_backbone: bool = False,
+    channels_last: bool = True,
 ) -> BoxeR2D:
     """Builds a BoxeR-2D from keywords only.
 
@@ -132,6 +133,7 @@ def _create_boxer2d(
             less memory for about one more forward of those layers, same losses and gradients.
         checkpoint_backbone: the same for the backbone's stages (ResNet backbones:
             `checkpoint_stages`).
+        channels_last: the backbone sees channels-last images (faster convolutions; `BoxeR2D`).
     """
     head = _class_head(class_head, dim, num_classes, class_names, text_encoder, text_prompt, text_embeddings)
     if head is not None and (with_masks or enc_class_aware):
@@ -188,6 +190,7 @@ def _create_boxer2d(
         denoising=denoising,
         class_head=head,
         lr_linear_box_mult=lr_linear_box_mult,
+        channels_last=channels_last,
     )
 
 
